@@ -1,0 +1,79 @@
+"""What ``configure()`` built, in one swappable object.
+
+Hot paths read ``RUNTIME`` (a module attribute) instead of holding providers of
+their own, so a re-configuration (tests, after fork, notebooks) reaches every
+logger and decorator created before it. Using otel-tdd without calling
+``configure()`` configures it with defaults on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from otel_tdd.config import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+
+    from otel_tdd.log_pipeline import LogPipeline
+    from otel_tdd.redaction import Redactor
+
+__all__ = ["RUNTIME", "Runtime", "current", "generation", "settings"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    generation: int
+    tracer_provider: TracerProvider | None
+    meter_provider: MeterProvider | None
+    logger_provider: LoggerProvider | None
+    tracer: Tracer
+    meter: Meter
+    redactor: Redactor
+    logger_pipeline: LogPipeline
+    stdlib_pipeline: LogPipeline
+    # Callables run by shutdown() before the providers flush (ops server, handlers).
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+RUNTIME: Runtime | None = None
+_generation = 0
+
+
+def current() -> Runtime:
+    """The active runtime, configuring with defaults on first use."""
+    runtime = RUNTIME
+    if runtime is None:
+        from otel_tdd.sdk import configure
+
+        configure()
+        runtime = RUNTIME
+        assert runtime is not None
+    return runtime
+
+
+def install(runtime: Runtime | None) -> None:
+    global RUNTIME
+    RUNTIME = runtime
+
+
+def next_generation() -> int:
+    global _generation
+    _generation += 1
+    return _generation
+
+
+def generation() -> int:
+    return _generation
+
+
+def settings() -> Settings:
+    return current().settings

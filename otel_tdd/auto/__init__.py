@@ -1,0 +1,1 @@
+"""Zero-code entry points: distro, configurator and sitecustomize of ``otel-tdd run``."""

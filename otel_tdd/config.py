@@ -1,0 +1,355 @@
+"""Settings from explicit arguments, the standard ``OTEL_*`` variables and our ``OTEL_TDD_*`` knobs.
+
+Precedence, highest first: an argument to ``configure()``, then the environment,
+then our defaults. Every value is validated here, once, so a typo fails at start
+with an error naming the variable, the value and what is accepted, instead of
+surfacing as silently missing telemetry at 3 a.m.
+
+The OTLP exporters read their own standard variables (headers, timeouts,
+certificates, compression); we validate the ones whose mistakes are common and
+leave the reading to the SDK so its documented behaviour holds exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["KNOBS", "ConfigError", "Settings", "load_settings"]
+
+SIGNALS = ("traces", "metrics", "logs")
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+# http/json is in the spec, but the Python SDK ships no exporter for it.
+PROTOCOLS = ("http/protobuf", "grpc")
+EXPORTERS = {
+    "traces": ("otlp", "console", "none"),
+    "metrics": ("otlp", "prometheus", "console", "none"),
+    "logs": ("otlp", "console", "none"),
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_STREAMS = ("stdout", "stderr", "none")
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off", "")
+
+# Our own knobs: name -> one-line help. `otel-tdd --help` and docs/configuration.md list these.
+KNOBS: dict[str, str] = {
+    "OTEL_TDD_ENVIRONMENT": "deployment environment in each record (default: development)",
+    "OTEL_TDD_LOG_LEVEL": "minimum level of JSON log records: DEBUG..CRITICAL (default: INFO)",
+    "OTEL_TDD_LOG_STREAM": "where JSON log lines go: stdout, stderr or none (default: stdout)",
+    "OTEL_TDD_CAPTURE_LOGGING": "route stdlib logging through the JSON pipeline (default: true)",
+    "OTEL_TDD_LOG_SAMPLE_RATE": "share of records below WARNING kept, per trace (default: 1.0)",
+    "OTEL_TDD_REDACT_KEYS": "extra comma-separated secret-like keys to redact",
+    "OTEL_TDD_PERFORMANCE_LOG_LEVEL": "level of performance_tracked records (default: DEBUG)",
+    "OTEL_TDD_METRIC_CARDINALITY_LIMIT": "distinct values per metric attribute before overflow "
+    "(default: 100)",
+    "OTEL_TDD_OPS_PORT": "port of the ops server (/health, /metrics); unset: no server",
+    "OTEL_TDD_OPS_HOST": "interface the ops server binds (default: 127.0.0.1)",
+    "OTEL_TDD_ALERTMANAGER_URL": "Alertmanager base URL for alert() (unset: alerts only logged)",
+}
+
+
+class ConfigError(ValueError):
+    """A setting is invalid. The message names the variable, the value and what is accepted."""
+
+    def __init__(self, variable: str, value: object, accepted: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.accepted = accepted
+        super().__init__(f"{variable}={value!r} is invalid: expected {accepted}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``configure()`` needs, validated. Built by :func:`load_settings`."""
+
+    sdk_disabled: bool = False
+    service_name: str | None = None
+    environment: str = "development"
+    traces_exporters: tuple[str, ...] = ()
+    metrics_exporters: tuple[str, ...] = ("prometheus",)
+    logs_exporters: tuple[str, ...] = ()
+    # Per signal: "http/protobuf" or "grpc".
+    otlp_protocols: Mapping[str, str] = field(default_factory=dict)
+    # Per signal: an explicit endpoint from an argument (None: the exporter reads the env).
+    otlp_endpoints: Mapping[str, str | None] = field(default_factory=dict)
+    sampler: str = "parentbased_always_on"
+    sampler_arg: float | None = None
+    log_level: int = logging.INFO
+    log_stream: str = "stdout"
+    capture_logging: bool = True
+    log_sample_rate: float = 1.0
+    redact_keys: tuple[str, ...] = ()
+    performance_log_level: int = logging.DEBUG
+    metric_cardinality_limit: int = 100
+    ops_port: int | None = None
+    ops_host: str = "127.0.0.1"
+    alertmanager_url: str | None = None
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def otlp_enabled(self) -> bool:
+        return any(
+            "otlp" in exporters
+            for exporters in (self.traces_exporters, self.metrics_exporters, self.logs_exporters)
+        )
+
+
+# Arguments configure() accepts besides service_name: our field names.
+OVERRIDES = {f.name for f in fields(Settings)} | {
+    "endpoint",
+    "protocol",
+    "exporter",
+    "sampler_ratio",
+}
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def parse_bool(variable: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ConfigError(variable, value, "true or false")
+
+
+def parse_ratio(variable: str, value: object) -> float:
+    try:
+        ratio = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(variable, value, "a number from 0.0 to 1.0") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(variable, value, "a number from 0.0 to 1.0")
+    return ratio
+
+
+def parse_port(variable: str, value: object) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise ConfigError(variable, value, "a TCP port number from 0 to 65535") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(variable, value, "a TCP port number from 0 to 65535")
+    return port
+
+
+def parse_level(variable: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value in (10, 20, 30, 40, 50):
+            return value
+        raise ConfigError(variable, value, "one of " + ", ".join(LOG_LEVELS))
+    text = str(value).strip().upper()
+    if text == "WARN":
+        text = "WARNING"
+    if text not in LOG_LEVELS:
+        raise ConfigError(variable, value, "one of " + ", ".join(LOG_LEVELS))
+    level: int = getattr(logging, text)
+    return level
+
+
+def parse_endpoint(variable: str, value: object) -> str:
+    """An OTLP endpoint must be a URL with an http(s) scheme and a host, as the spec says."""
+    text = str(value).strip()
+    accepted = "a URL like http://127.0.0.1:4318 (scheme http or https, a host, optional port)"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError on a non-numeric or out-of-range port
+    except ValueError:
+        raise ConfigError(variable, value, accepted) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(variable, value, accepted)
+    del port
+    return text
+
+
+def parse_choice(variable: str, value: object, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigError(variable, value, "one of " + ", ".join(choices))
+    return text
+
+
+def parse_exporters(variable: str, value: object, signal: str) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = tuple(parse_choice(variable, item, EXPORTERS[signal]) for item in items if str(item))
+    if "none" in names:
+        if len(names) > 1:
+            raise ConfigError(variable, value, "'none' alone, or a list without 'none'")
+        return ()
+    return names
+
+
+def parse_headers(variable: str, value: str) -> None:
+    """Headers are `key=value` pairs separated by commas (W3C baggage format)."""
+    for item in value.split(","):
+        if item.strip() and ("=" not in item or not item.split("=", 1)[0].strip()):
+            raise ConfigError(variable, value, "comma-separated key=value pairs")
+
+
+def parse_resource_attributes(variable: str, value: object) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    raise ConfigError(variable, value, "a mapping of attribute names to values")
+
+
+def _signal_env(signal: str, suffix: str) -> str:
+    return f"OTEL_EXPORTER_OTLP_{signal.upper()}_{suffix}"
+
+
+def _otlp_endpoint_configured(environ: Mapping[str, str], signal: str) -> bool:
+    return bool(_env(environ, "OTEL_EXPORTER_OTLP_ENDPOINT")) or bool(
+        _env(environ, _signal_env(signal, "ENDPOINT"))
+    )
+
+
+def _validate_otlp_env(environ: Mapping[str, str]) -> None:
+    for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", *(_signal_env(s, "ENDPOINT") for s in SIGNALS)]:
+        value = _env(environ, name)
+        if value is not None:
+            parse_endpoint(name, value)
+    for name in ["OTEL_EXPORTER_OTLP_HEADERS", *(_signal_env(s, "HEADERS") for s in SIGNALS)]:
+        value = _env(environ, name)
+        if value is not None:
+            parse_headers(name, value)
+
+
+Pick = Callable[[str, str], "tuple[str, Any] | None"]
+
+
+def _protocols(args: Mapping[str, Any], env: Mapping[str, str], pick: Pick) -> dict[str, str]:
+    """Per-signal variable > generic variable > our default (the spec's http/protobuf)."""
+    generic = pick("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL")
+    protocols: dict[str, str] = {}
+    for signal in SIGNALS:
+        variable = _signal_env(signal, "PROTOCOL")
+        signal_value = None if args.get("protocol") else _env(env, variable)
+        got = (variable, signal_value) if signal_value is not None else generic
+        protocols[signal] = parse_choice(got[0], got[1], PROTOCOLS) if got else "http/protobuf"
+    return protocols
+
+
+def _exporters(
+    signal: str, args: Mapping[str, Any], env: Mapping[str, str], pick: Pick
+) -> tuple[str, ...]:
+    """Explicit list > OTEL_<SIGNAL>_EXPORTER > otlp when an endpoint is set > none."""
+    got = pick(f"{signal}_exporters", f"OTEL_{signal.upper()}_EXPORTER")
+    if got is None and args.get("exporter") is not None:
+        got = ("configure(exporter=...)", args["exporter"])
+    if got is not None:
+        return parse_exporters(got[0], got[1], signal)
+    exporters: tuple[str, ...] = ()
+    if args.get("endpoint") is not None or _otlp_endpoint_configured(env, signal):
+        exporters = ("otlp",)
+    if signal == "metrics":
+        # The in-process Prometheus reader backs /metrics unless a list says otherwise.
+        exporters = ("prometheus", *exporters)
+    return exporters
+
+
+def _parse_text(_variable: str, value: object) -> str:
+    return str(value)
+
+
+def _parse_keys(_variable: str, value: object) -> tuple[str, ...]:
+    raw = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(str(k).strip().lower() for k in raw if str(k).strip())
+
+
+def _parse_limit(variable: str, value: object) -> int:
+    try:
+        limit = int(str(value))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(variable, value, "a whole number of at least 1")
+    return limit
+
+
+def _parse_url(variable: str, value: object) -> str:
+    return parse_endpoint(variable, value).rstrip("/")
+
+
+# (argument of configure(), environment variable, parser) for every one-value setting.
+SIMPLE_KNOBS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
+    ("sdk_disabled", "OTEL_SDK_DISABLED", parse_bool),
+    ("service_name", "OTEL_SERVICE_NAME", _parse_text),
+    ("environment", "OTEL_TDD_ENVIRONMENT", _parse_text),
+    ("sampler", "OTEL_TRACES_SAMPLER", lambda v, x: parse_choice(v, x, SAMPLERS)),
+    ("sampler_arg", "OTEL_TRACES_SAMPLER_ARG", parse_ratio),
+    ("log_level", "OTEL_TDD_LOG_LEVEL", parse_level),
+    ("log_stream", "OTEL_TDD_LOG_STREAM", lambda v, x: parse_choice(v, x, LOG_STREAMS)),
+    ("capture_logging", "OTEL_TDD_CAPTURE_LOGGING", parse_bool),
+    ("log_sample_rate", "OTEL_TDD_LOG_SAMPLE_RATE", parse_ratio),
+    ("redact_keys", "OTEL_TDD_REDACT_KEYS", _parse_keys),
+    ("performance_log_level", "OTEL_TDD_PERFORMANCE_LOG_LEVEL", parse_level),
+    ("metric_cardinality_limit", "OTEL_TDD_METRIC_CARDINALITY_LIMIT", _parse_limit),
+    ("ops_port", "OTEL_TDD_OPS_PORT", parse_port),
+    ("ops_host", "OTEL_TDD_OPS_HOST", _parse_text),
+    ("alertmanager_url", "OTEL_TDD_ALERTMANAGER_URL", _parse_url),
+)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate arguments and environment into :class:`Settings`; raise :class:`ConfigError`."""
+    args = dict(overrides or {})
+    env = os.environ if environ is None else environ
+    unknown = sorted(set(args) - OVERRIDES - {"service_name"})
+    if unknown:
+        raise ConfigError(
+            "configure(" + unknown[0] + "=...)",
+            args[unknown[0]],
+            "one of " + ", ".join(sorted(OVERRIDES)),
+        )
+    _validate_otlp_env(env)
+
+    def pick(arg: str, variable: str) -> tuple[str, Any] | None:
+        """The argument if given (named as such in errors), else the variable if set."""
+        if args.get(arg) is not None:
+            return f"configure({arg}=...)", args[arg]
+        value = _env(env, variable)
+        return (variable, value) if value is not None else None
+
+    values: dict[str, Any] = {}
+    for arg, variable, parse in SIMPLE_KNOBS:
+        got = pick(arg, variable)
+        if got is not None:
+            values[arg] = parse(*got)
+    values["otlp_protocols"] = _protocols(args, env, pick)
+    endpoint_arg = args.get("endpoint")
+    if endpoint_arg is not None:
+        parse_endpoint("configure(endpoint=...)", endpoint_arg)
+    values["otlp_endpoints"] = {signal: endpoint_arg for signal in SIGNALS}
+    for signal in SIGNALS:
+        values[f"{signal}_exporters"] = _exporters(signal, args, env, pick)
+    if args.get("sampler_ratio") is not None and args.get("sampler_arg") is None:
+        values["sampler_arg"] = parse_ratio("configure(sampler_ratio=...)", args["sampler_ratio"])
+    if values.get("sampler_arg") is not None and values.get("sampler") not in RATIO_SAMPLERS:
+        # The spec ignores the argument for samplers that take none; so do we.
+        values["sampler_arg"] = None
+    if args.get("resource_attributes") is not None:
+        values["resource_attributes"] = parse_resource_attributes(
+            "configure(resource_attributes=...)", args["resource_attributes"]
+        )
+    return Settings(**values)

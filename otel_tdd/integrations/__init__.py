@@ -1,0 +1,1 @@
+"""Framework glue (Streamlit and others)."""

@@ -1,0 +1,432 @@
+"""The log record pipeline: small processors composed once at configure time.
+
+Modelled on structlog: each step is a plain callable ``(logger_name, level,
+event) -> event`` that adds, changes or drops (by raising :class:`DropEvent`) one
+thing, knows nothing of the other steps, and can be tested alone. We do not use
+structlog itself on this path: its bound-logger layers cost more than the whole
+budget we set ourselves (docs/benchmarks.md), and the steps below are the few
+that we need.
+
+The order is fixed by :func:`build_pipeline`: correlation → sampling → rate limit
+→ context → redaction → OTel emit → JSON write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import IO, Any, Protocol
+
+import orjson
+from opentelemetry import baggage, trace
+from opentelemetry._logs import Logger as OTelLogger
+from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
+
+from otel_tdd.redaction import Redactor
+
+__all__ = [
+    "DropEvent",
+    "EventDict",
+    "LogPipeline",
+    "Processor",
+    "RateLimit",
+    "build_pipeline",
+    "format_timestamp",
+    "render_json",
+]
+
+EventDict = dict[str, Any]
+Processor = Callable[[str, int, EventDict], EventDict]
+
+MAX_RECORD_BYTES = 256 * 1024
+MAX_STRING_CHARS = 16 * 1024
+_SEVERITY = {
+    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
+    logging.INFO: (SeverityNumber.INFO, "INFO"),
+    logging.WARNING: (SeverityNumber.WARN, "WARN"),
+    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
+    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
+}
+
+
+class DropEvent(Exception):  # noqa: N818 - structlog's name for the same idea
+    """Raised by a processor to drop the record silently."""
+
+
+# --- timestamp -------------------------------------------------------------------------------
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def format_timestamp(seconds: float) -> str:
+    """ISO 8601 UTC with milliseconds and ``Z``; the second part is cached (strftime is slow)."""
+    global _ts_cache
+    whole = int(seconds)
+    cached_second, prefix = _ts_cache
+    if whole != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _ts_cache = (whole, prefix)
+    return f"{prefix}.{int((seconds - whole) * 1000):03d}Z"
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+_hex_cache: dict[int, str] = {}
+
+
+def _trace_hex(trace_id: int) -> str:
+    # One request writes many records with one trace id: format it once.
+    text = _hex_cache.get(trace_id)
+    if text is None:
+        if len(_hex_cache) > 1024:
+            _hex_cache.clear()
+        text = _hex_cache[trace_id] = format(trace_id, "032x")
+    return text
+
+
+def add_correlation(_name: str, _level: int, event: EventDict) -> EventDict:
+    """correlation_id/trace_id/span_id from the active span; user/session/request from baggage."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.trace_id:
+        trace_hex = _trace_hex(span_context.trace_id)
+        event["correlation_id"] = trace_hex
+        event["trace_id"] = trace_hex
+        event["span_id"] = format(span_context.span_id, "016x")
+    else:
+        event["correlation_id"] = event["trace_id"] = event["span_id"] = None
+    bag = baggage.get_all()
+    if bag:
+        event["user_id"] = bag.get("user_id")
+        event["session_id"] = bag.get("session_id")
+        event["request_id"] = bag.get("request_id")
+    else:
+        event["user_id"] = event["session_id"] = event["request_id"] = None
+    return event
+
+
+class TraceIdSampler:
+    """Keep a share of records below WARNING, decided by trace id.
+
+    All records of one trace are kept or dropped together, the same arithmetic as
+    the SDK's TraceIdRatioBased sampler (the low 64 bits against a bound).
+    Records outside any trace are sampled at random.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._bound = round(rate * (2**64 - 1))
+
+    def keep(self, level: int, trace_id: int) -> bool:
+        if level >= logging.WARNING or self.rate >= 1.0:
+            return True
+        if trace_id:
+            return (trace_id & 0xFFFFFFFFFFFFFFFF) < self._bound
+        return random.random() < self.rate
+
+    def __call__(self, _name: str, level: int, event: EventDict) -> EventDict:
+        trace_hex = event.get("trace_id")
+        if not self.keep(level, int(trace_hex, 16) if trace_hex else 0):
+            raise DropEvent
+        return event
+
+
+class RateLimit:
+    """At most ``limit`` records a window; past it records are suppressed and counted.
+
+    The first record after the window rolls carries ``rate_limit.suppressed`` so the
+    log itself says how much was hidden.
+    """
+
+    def __init__(self, key: str, limit: int, window_s: float = 60.0) -> None:
+        if limit < 1:
+            raise ValueError(f"max_logs_per_minute={limit!r} is invalid: expected at least 1")
+        self.key = key
+        self.limit = limit
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._window_start = time.monotonic()
+        self._count = 0
+        self._suppressed = 0
+        self._to_report = 0
+
+    def admit(self) -> tuple[bool, int]:
+        """(allowed, suppressed count to report on this record)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._window_start >= self.window_s:
+                self._window_start = now
+                self._count = 0
+                self._to_report += self._suppressed
+                self._suppressed = 0
+            if self._count < self.limit:
+                self._count += 1
+                report, self._to_report = self._to_report, 0
+                return True, report
+            self._suppressed += 1
+            return False, 0
+
+
+_ACTIVE_RATE_LIMIT: ContextVar[RateLimit | None] = ContextVar("otel_tdd_rate_limit", default=None)
+
+
+@contextmanager
+def rate_limit_scope(limit: RateLimit) -> Iterator[None]:
+    token = _ACTIVE_RATE_LIMIT.set(limit)
+    try:
+        yield
+    finally:
+        _ACTIVE_RATE_LIMIT.reset(token)
+
+
+class ApplyRateLimit:
+    """Suppresses records written inside a ``rate_limited`` function past its budget."""
+
+    def __init__(self, on_suppressed: Callable[[str], None]) -> None:
+        self._on_suppressed = on_suppressed
+
+    def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
+        limit = _ACTIVE_RATE_LIMIT.get()
+        if limit is None:
+            return event
+        allowed, report = limit.admit()
+        if not allowed:
+            self._on_suppressed(limit.key)
+            raise DropEvent
+        if report:
+            event["rate_limit"] = {
+                "suppressed": report,
+                "window_s": limit.window_s,
+                "key": limit.key,
+            }
+        return event
+
+
+class AddContext:
+    """The seed's ``context`` block: thread, process and environment."""
+
+    def __init__(self, environment: str) -> None:
+        self.environment = environment
+        self._pid = os.getpid()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._pid = os.getpid()
+
+    def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
+        event["context"] = {
+            "thread_id": threading.current_thread().name,
+            "process_id": self._pid,
+            "environment": self.environment,
+        }
+        return event
+
+
+class Redact:
+    """Masks secrets in ``data`` and card numbers in the message."""
+
+    FIELDS = ("data", "performance", "security", "alert")
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
+        redactor = self._redactor
+        event["message"] = redactor.text(event["message"])
+        for key in self.FIELDS:
+            value = event.get(key)
+            if value:
+                event[key] = redactor.mapping(value)
+        return event
+
+
+def _any_value(value: Any, depth: int = 0) -> Any:
+    """Coerce to what an OTel log attribute may hold (primitives, lists, maps)."""
+    if value is None or isinstance(value, (str, bool, int, float, bytes)):
+        return value
+    if depth > 8:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _any_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_any_value(v, depth + 1) for v in value]
+    return str(value)
+
+
+_OTLP_NATIVE = frozenset(
+    ("timestamp", "level", "message", "correlation_id", "trace_id", "span_id", "exception")
+)
+
+
+class EmitToOTel:
+    """Hands the record to the SDK's LoggerProvider (so OTLP carries it with its trace context).
+
+    The SDK's own LoggingHandler re-derives everything from a ``logging.LogRecord``;
+    we already hold the fields, so we build the OTel record directly (3x cheaper,
+    docs/benchmarks.md) and leave batching and export to the SDK's processors.
+    The SDK's own loggers are skipped: an export failure logged and re-exported
+    would feed itself.
+    """
+
+    def __init__(self, provider: LoggerProvider) -> None:
+        self._provider = provider
+        self._loggers: dict[str, OTelLogger] = {}
+
+    def _logger(self, name: str) -> OTelLogger:
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers[name] = self._provider.get_logger(name)
+        return logger
+
+    def __call__(self, name: str, level: int, event: EventDict) -> EventDict:
+        if name.startswith("opentelemetry"):
+            return event
+        severity_number, severity_text = _SEVERITY.get(level) or _nearest_severity(level)
+        attributes = {
+            key: _any_value(value)
+            for key, value in event.items()
+            if value is not None and key not in _OTLP_NATIVE
+        }
+        if event.get("exception"):
+            attributes["exception.stacktrace"] = event["exception"]
+        self._logger(name).emit(
+            LogRecord(
+                timestamp=event.get("_time_ns") or time.time_ns(),
+                severity_number=severity_number,
+                severity_text=severity_text,
+                body=event["message"],
+                attributes=attributes,
+            )
+        )
+        return event
+
+
+def _nearest_severity(level: int) -> tuple[SeverityNumber, str]:
+    for bound in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+        if level >= bound:
+            return _SEVERITY[bound]
+    return _SEVERITY[logging.DEBUG]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _fallback(value: Any) -> Any:
+    """orjson's ``default``: anything it cannot encode natively becomes text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)[:MAX_STRING_CHARS].decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    return repr(value)[:MAX_STRING_CHARS]
+
+
+def _sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON-safe, bounded copy: cycles cut, long strings truncated, keys stringified."""
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_CHARS:
+            return (
+                value[:MAX_STRING_CHARS] + f"...[truncated {len(value) - MAX_STRING_CHARS} chars]"
+            )
+        return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if id(value) in seen or depth > 16:
+        return "[cycle or too deep]"
+    inner = seen | {id(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _sanitize(v, depth + 1, inner) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_sanitize(v, depth + 1, inner) for v in value]
+    return _sanitize(_fallback(value), depth + 1, inner)
+
+
+_JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def render_json(event: EventDict) -> bytes:
+    """One JSON line. Never raises: unencodable or huge data is sanitized and truncated."""
+    try:
+        line = orjson.dumps(event, default=_fallback, option=_JSON_OPTIONS)
+        if len(line) <= MAX_RECORD_BYTES:
+            return line
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    return orjson.dumps(_sanitize(event), option=_JSON_OPTIONS)
+
+
+class WriteJson:
+    """Renders the record and writes it as one line, flushed (a crash loses no written line)."""
+
+    def __init__(self, stream_name: str = "stdout", stream: IO[Any] | None = None) -> None:
+        self._stream_name = stream_name
+        self._stream = stream
+
+    def _target(self) -> IO[Any]:
+        # Looked up per record, so a later redirection of sys.stdout (pytest, a daemon) is followed.
+        return self._stream or (sys.stdout if self._stream_name == "stdout" else sys.stderr)
+
+    def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
+        event.pop("_time_ns", None)
+        line = render_json(event)
+        stream = self._target()
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            buffer.write(line)
+            buffer.flush()
+        else:
+            stream.write(line.decode("utf-8"))
+            stream.flush()
+        return event
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+class OnError(Protocol):
+    def __call__(self, error: BaseException) -> None: ...
+
+
+class LogPipeline:
+    """Runs the processors in order. A failing step never reaches the caller: it is reported."""
+
+    def __init__(self, processors: Sequence[Processor], on_error: OnError) -> None:
+        self.processors = tuple(processors)
+        self._on_error = on_error
+
+    def __call__(self, name: str, level: int, event: EventDict) -> None:
+        try:
+            for processor in self.processors:
+                event = processor(name, level, event)
+        except DropEvent:
+            pass
+        except Exception as error:  # telemetry must never break the app
+            self._on_error(error)
+
+
+def build_pipeline(
+    *,
+    environment: str,
+    redactor: Redactor,
+    log_stream: str,
+    logger_provider: LoggerProvider | None,
+    on_suppressed: Callable[[str], None],
+    on_error: OnError,
+    sampler: TraceIdSampler | None = None,
+    stream: IO[Any] | None = None,
+) -> LogPipeline:
+    """Compose the steps for one configuration. ``logger_provider`` None: no OTLP emission."""
+    steps: list[Processor] = [add_correlation]
+    if sampler is not None and sampler.rate < 1.0:
+        steps.append(sampler)
+    steps += [ApplyRateLimit(on_suppressed), AddContext(environment), Redact(redactor)]
+    if logger_provider is not None:
+        steps.append(EmitToOTel(logger_provider))
+    if log_stream != "none" or stream is not None:
+        steps.append(WriteJson(log_stream, stream))
+    return LogPipeline(steps, on_error)

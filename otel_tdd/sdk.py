@@ -1,0 +1,401 @@
+"""``configure()`` and ``shutdown()``: compose the OTel SDK's providers, processors and exporters.
+
+Nothing here re-implements the SDK: we choose its samplers, processors and
+exporters from validated :class:`~otel_tdd.config.Settings` and wire our log
+pipeline in front of its LoggerProvider. Everything is built before anything is
+installed, so a failure leaves nothing half-configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+
+from otel_tdd import _runtime
+from otel_tdd.config import ConfigError, Settings, load_settings
+from otel_tdd.log_pipeline import TraceIdSampler, build_pipeline
+from otel_tdd.redaction import Redactor
+from otel_tdd.structured_logging import JsonLogHandler
+from otel_tdd.version import __version__
+
+__all__ = ["TestHooks", "configure", "is_configured", "render_prometheus", "shutdown"]
+
+_lock = threading.RLock()
+_internal = logging.getLogger("otel_tdd")
+INSTRUMENTATION_NAME = "otel_tdd"
+
+
+@dataclass
+class TestHooks:
+    """Extra SDK parts for tests (the pytest plugin's in-memory capture)."""
+
+    span_processors: Sequence[SpanProcessor] = ()
+    log_processors: Sequence[LogRecordProcessor] = ()
+    metric_readers: Sequence[MetricReader] = ()
+    stream: IO[Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _sampler(settings: Settings) -> sampling.Sampler:
+    ratio = settings.sampler_arg if settings.sampler_arg is not None else 1.0
+    choices: dict[str, Callable[[], sampling.Sampler]] = {
+        "always_on": lambda: sampling.ALWAYS_ON,
+        "always_off": lambda: sampling.ALWAYS_OFF,
+        "traceidratio": lambda: sampling.TraceIdRatioBased(ratio),
+        "parentbased_always_on": lambda: sampling.ParentBased(sampling.ALWAYS_ON),
+        "parentbased_always_off": lambda: sampling.ParentBased(sampling.ALWAYS_OFF),
+        "parentbased_traceidratio": lambda: sampling.ParentBasedTraceIdRatio(ratio),
+    }
+    return choices[settings.sampler]()
+
+
+def _resource(settings: Settings) -> Resource:
+    attributes: dict[str, Any] = {
+        "deployment.environment.name": settings.environment,
+        "telemetry.distro.name": "otel-tdd",
+        "telemetry.distro.version": __version__,
+        **settings.resource_attributes,
+    }
+    if settings.service_name:
+        attributes["service.name"] = settings.service_name
+    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME as documented;
+    # our explicit attributes win, as arguments win over the environment everywhere.
+    return Resource.create(attributes)
+
+
+def _otlp_endpoint(settings: Settings, signal: str, path: str) -> str | None:
+    """An explicit endpoint for the exporter; None: the exporter reads OTEL_* itself.
+
+    As the spec says for the generic endpoint, OTLP/HTTP appends the signal's path.
+    """
+    base = settings.otlp_endpoints.get(signal)
+    if base is None or settings.otlp_protocols[signal] == "grpc":
+        return base
+    return base.rstrip("/") + path
+
+
+def _span_exporter(settings: Settings) -> Any:
+    endpoint = _otlp_endpoint(settings, "traces", "/v1/traces")
+    if settings.otlp_protocols["traces"] == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    return HttpSpanExporter(endpoint=endpoint)
+
+
+def _metric_exporter(settings: Settings) -> Any:
+    endpoint = _otlp_endpoint(settings, "metrics", "/v1/metrics")
+    if settings.otlp_protocols["metrics"] == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+
+    return HttpMetricExporter(endpoint=endpoint)
+
+
+def _log_exporter(settings: Settings) -> Any:
+    endpoint = _otlp_endpoint(settings, "logs", "/v1/logs")
+    if settings.otlp_protocols["logs"] == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(endpoint=endpoint)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+        OTLPLogExporter as HttpLogExporter,
+    )
+
+    return HttpLogExporter(endpoint=endpoint)
+
+
+def _tracer_provider(settings: Settings, resource: Resource, hooks: TestHooks) -> TracerProvider:
+    provider = TracerProvider(resource=resource, sampler=_sampler(settings))
+    for name in settings.traces_exporters:
+        if name == "otlp":
+            provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
+        elif name == "console":
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    for processor in hooks.span_processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def _meter_provider(settings: Settings, resource: Resource, hooks: TestHooks) -> MeterProvider:
+    readers: list[MetricReader] = []
+    for name in settings.metrics_exporters:
+        if name == "otlp":
+            readers.append(PeriodicExportingMetricReader(_metric_exporter(settings)))
+        elif name == "prometheus":
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+            readers.append(PrometheusMetricReader())
+        elif name == "console":
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+    readers.extend(hooks.metric_readers)
+    return MeterProvider(resource=resource, metric_readers=readers)
+
+
+def _logger_provider(
+    settings: Settings, resource: Resource, hooks: TestHooks
+) -> LoggerProvider | None:
+    if not settings.logs_exporters and not hooks.log_processors:
+        return None  # no OTLP logs: skip the per-record cost entirely
+    provider = LoggerProvider(resource=resource)
+    for name in settings.logs_exporters:
+        if name == "otlp":
+            provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(settings)))
+        elif name == "console":
+            provider.add_log_record_processor(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
+    for processor in hooks.log_processors:
+        provider.add_log_record_processor(processor)
+    return provider
+
+
+class _ErrorReporter:
+    """Reports a failing telemetry step once per kind on stderr and counts every drop."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, error: BaseException) -> None:
+        from otel_tdd.metrics import catalog
+
+        catalog.telemetry_dropped.add(1, {"signal": "logs"})
+        kind = type(error).__name__
+        if kind not in self._seen:
+            self._seen.add(kind)
+            print(f"otel-tdd: a log record was dropped: {kind}: {error}", file=sys.stderr)
+
+
+def _on_suppressed(key: str) -> None:
+    from otel_tdd.metrics import catalog
+
+    catalog.log_records_suppressed.add(1, {"reason": "rate_limit", "limiter": key})
+
+
+def _reset_api_globals() -> None:
+    """Let the API accept new global providers after our own shutdown().
+
+    The API sets each provider once per process. configure → shutdown → configure
+    (tests, notebooks, a forked worker) needs new ones; this is what the
+    OpenTelemetry Python test utilities do as well.
+    """
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = None
+    metrics_internal = sys.modules["opentelemetry.metrics._internal"]
+    metrics_internal._METER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    metrics_internal._METER_PROVIDER = None  # type: ignore[attr-defined]
+    logs_internal = sys.modules["opentelemetry._logs._internal"]
+    logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    logs_internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
+
+
+def _install_logging(settings: Settings) -> JsonLogHandler | None:
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    for handler in list(root.handlers):
+        if isinstance(handler, JsonLogHandler):
+            root.removeHandler(handler)
+    if not settings.capture_logging:
+        return None
+    handler = JsonLogHandler()
+    root.addHandler(handler)
+    return handler
+
+
+def is_configured() -> bool:
+    return _runtime.RUNTIME is not None
+
+
+def configure(
+    service_name: str | None = None, *, _hooks: TestHooks | None = None, **overrides: Any
+) -> _runtime.Runtime:
+    """Build the Resource and the Tracer, Meter and Logger providers; install them globally.
+
+    Arguments override the environment (``OTEL_*``, ``OTEL_TDD_*``); an invalid value
+    raises :class:`ConfigError`. Calling it again with the same settings returns the
+    same runtime; with different settings, call :func:`shutdown` first.
+    """
+    if service_name is not None:
+        overrides["service_name"] = service_name
+    settings = load_settings(overrides)
+    hooks = _hooks or TestHooks()
+    with _lock:
+        existing = _runtime.RUNTIME
+        if existing is not None:
+            if settings == existing.settings and _hooks is None:
+                return existing
+            raise ConfigError(
+                "configure()",
+                overrides,
+                "the settings of the first call; call otel_tdd.shutdown() before configuring again",
+            )
+        return _build_and_install(settings, hooks)
+
+
+def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime:
+    built: list[Any] = []
+    try:
+        resource = _resource(settings)
+        tracer_provider = meter_provider = logger_provider = None
+        if not settings.sdk_disabled:
+            tracer_provider = _tracer_provider(settings, resource, hooks)
+            built.append(tracer_provider)
+            meter_provider = _meter_provider(settings, resource, hooks)
+            built.append(meter_provider)
+            logger_provider = _logger_provider(settings, resource, hooks)
+            if logger_provider is not None:
+                built.append(logger_provider)
+        tracer = (
+            tracer_provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+            if tracer_provider
+            else trace.NoOpTracer()
+        )
+        meter = (
+            meter_provider.get_meter(INSTRUMENTATION_NAME, __version__)
+            if meter_provider
+            else metrics.NoOpMeter(INSTRUMENTATION_NAME)
+        )
+        redactor = Redactor(settings.redact_keys)
+        reporter = _ErrorReporter()
+        common: dict[str, Any] = {
+            "environment": settings.environment,
+            "redactor": redactor,
+            "log_stream": settings.log_stream,
+            "logger_provider": logger_provider,
+            "on_suppressed": _on_suppressed,
+            "on_error": reporter,
+            "stream": hooks.stream,
+        }
+        runtime = _runtime.Runtime(
+            settings=settings,
+            generation=_runtime.next_generation(),
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            logger_provider=logger_provider,
+            tracer=tracer,
+            meter=meter,
+            redactor=redactor,
+            # StructuredLogger samples before building a record (cheaper); stdlib records here.
+            logger_pipeline=build_pipeline(**common),
+            stdlib_pipeline=build_pipeline(
+                **common, sampler=TraceIdSampler(settings.log_sample_rate)
+            ),
+            extras=dict(hooks.extras),
+        )
+    except Exception:
+        for provider in built:
+            provider.shutdown()
+        raise
+
+    if tracer_provider is not None:
+        _reset_api_globals()
+        trace.set_tracer_provider(tracer_provider)
+        assert meter_provider is not None
+        metrics.set_meter_provider(meter_provider)
+        if logger_provider is not None:
+            _logs.set_logger_provider(logger_provider)
+
+    from otel_tdd.metrics import catalog
+
+    catalog.bind(meter, settings.metric_cardinality_limit)
+    handler = _install_logging(settings)
+    if handler is not None:
+        runtime.closers.append(lambda: logging.getLogger().removeHandler(handler))
+    _runtime.install(runtime)
+    try:
+        _start_extensions(runtime)
+    except Exception:
+        shutdown()
+        raise
+    return runtime
+
+
+def _start_extensions(runtime: _runtime.Runtime) -> None:
+    """Parts that other modules own and configure() starts (the ops server, when asked)."""
+    if runtime.settings.ops_port is not None:
+        from otel_tdd.ops_server import start_ops_server
+
+        server = start_ops_server(runtime.settings.ops_host, runtime.settings.ops_port)
+        runtime.extras["ops_server"] = server
+        runtime.closers.append(server.stop)
+
+
+def force_flush(timeout_millis: int = 10_000) -> bool:
+    """Export everything buffered now; True when every provider flushed in time."""
+    runtime = _runtime.RUNTIME
+    if runtime is None:
+        return True
+    results = [
+        provider.force_flush(timeout_millis)
+        for provider in (runtime.tracer_provider, runtime.meter_provider, runtime.logger_provider)
+        if provider is not None
+    ]
+    return all(result is not False for result in results)
+
+
+def shutdown(timeout_millis: int = 10_000) -> bool:
+    """Flush and close the providers, remove our handler. Safe to call twice; True when clean."""
+    with _lock:
+        runtime = _runtime.RUNTIME
+        if runtime is None:
+            return True
+        clean = True
+        for closer in reversed(runtime.closers):
+            try:
+                closer()
+            except Exception as error:  # one failing closer must not keep the rest from running
+                clean = False
+                print(f"otel-tdd: shutdown step failed: {error!r}", file=sys.stderr)
+        # Spans first: their end may still write log records and metrics.
+        for provider in (runtime.tracer_provider, runtime.logger_provider, runtime.meter_provider):
+            if provider is None:
+                continue
+            try:
+                provider.force_flush(timeout_millis)
+                provider.shutdown()
+            except Exception as error:
+                clean = False
+                print(f"otel-tdd: provider shutdown failed: {error!r}", file=sys.stderr)
+        _runtime.install(None)
+        return clean
+
+
+def render_prometheus() -> bytes:
+    """Every metric the app records, in Prometheus text format (what /metrics serves)."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    _runtime.current()
+    return bytes(generate_latest(REGISTRY))

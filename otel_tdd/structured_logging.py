@@ -1,0 +1,274 @@
+"""``StructuredLogger``: the seed's JSON logging API, with trace context as correlation.
+
+Every record is one JSON line in the seed's "Log Output Format"
+(``otel_tdd/schemas/log_record.schema.json``), and also an OTel log record when
+OTLP is configured. Records from plain stdlib ``logging`` go through the same
+pipeline via :class:`JsonLogHandler`, which ``configure()`` installs on the root
+logger.
+
+Levels are the stdlib logger's: ``StructuredLogger("x")`` writes when
+``logging.getLogger("x").isEnabledFor(level)``, so one place controls both APIs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar, overload
+
+import wrapt
+from opentelemetry import trace
+
+from otel_tdd import _runtime
+from otel_tdd.correlation import correlation_context
+from otel_tdd.log_pipeline import (
+    EventDict,
+    RateLimit,
+    TraceIdSampler,
+    format_timestamp,
+    rate_limit_scope,
+)
+
+__all__ = ["JsonLogHandler", "StructuredLogger", "correlation_context"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LEVEL_NAMES = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+# Attributes every LogRecord has; anything else was passed in ``extra=`` and is data.
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def _level_name(level: int) -> str:
+    return LEVEL_NAMES.get(level) or logging.getLevelName(level)
+
+
+class StructuredLogger:
+    """JSON logging with correlation IDs, performance tracking, security events and alerts.
+
+    ``sample_rate`` keeps that share of records below WARNING, whole traces at a
+    time; None takes ``OTEL_TDD_LOG_SAMPLE_RATE``.
+    """
+
+    def __init__(self, name: str, sample_rate: float | None = None) -> None:
+        if sample_rate is not None and not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate={sample_rate!r} is invalid: expected 0.0 to 1.0")
+        self.name = name
+        self._std = logging.getLogger(name)
+        self._sample_rate = sample_rate
+        self._sampler: TraceIdSampler | None = None
+        self._sampler_generation = -1
+
+    # -- the seed's level methods ------------------------------------------------------------
+
+    def debug(self, message: str, data: Mapping[str, Any] | None = None) -> None:
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        if self._std.isEnabledFor(logging.DEBUG):
+            self.log(logging.DEBUG, message, data)
+
+    def info(self, message: str, data: Mapping[str, Any] | None = None) -> None:
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        if self._std.isEnabledFor(logging.INFO):
+            self.log(logging.INFO, message, data)
+
+    def warning(self, message: str, data: Mapping[str, Any] | None = None) -> None:
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        if self._std.isEnabledFor(logging.WARNING):
+            self.log(logging.WARNING, message, data)
+
+    warn = warning
+
+    def error(self, message: str, data: Mapping[str, Any] | None = None) -> None:
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        if self._std.isEnabledFor(logging.ERROR):
+            self.log(logging.ERROR, message, data)
+
+    def critical(self, message: str, data: Mapping[str, Any] | None = None) -> None:
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        if self._std.isEnabledFor(logging.CRITICAL):
+            self.log(logging.CRITICAL, message, data)
+
+    def exception(self, message: str, data: Mapping[str, Any] | None = None) -> None:
+        """An ERROR record with the traceback of the exception being handled."""
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        if self._std.isEnabledFor(logging.ERROR):
+            self.log(logging.ERROR, message, data, exception=traceback.format_exc())
+
+    def is_enabled_for(self, level: int) -> bool:
+        if _runtime.RUNTIME is None:
+            _runtime.current()
+        return self._std.isEnabledFor(level)
+
+    def log(
+        self,
+        level: int,
+        message: str,
+        data: Mapping[str, Any] | None = None,
+        **blocks: Any,
+    ) -> None:
+        """Write one record. ``blocks`` become top-level fields (performance, security, ...)."""
+        runtime = _runtime.current()
+        if level < logging.WARNING:
+            if self._sampler_generation != runtime.generation:
+                self._refresh_sampler(runtime.settings.log_sample_rate, runtime.generation)
+            sampler = self._sampler
+            if (
+                sampler is not None
+                and "security" not in blocks
+                and not sampler.keep(level, trace.get_current_span().get_span_context().trace_id)
+            ):
+                return
+        now = time.time()
+        event: EventDict = {
+            "timestamp": format_timestamp(now),
+            "level": _level_name(level),
+            "logger": self.name,
+            "message": message if isinstance(message, str) else str(message),
+            "data": data if data is not None else {},
+        }
+        if blocks:
+            event.update(blocks)
+        runtime.logger_pipeline(self.name, level, event)
+
+    def _refresh_sampler(self, configured_rate: float, generation: int) -> None:
+        rate = self._sample_rate if self._sample_rate is not None else configured_rate
+        self._sampler = TraceIdSampler(rate) if rate < 1.0 else None
+        self._sampler_generation = generation
+
+    # -- the seed's higher-level API ---------------------------------------------------------
+
+    def security_event(self, event_type: str, data: Mapping[str, Any] | None = None) -> None:
+        """A WARNING record marked as security, a span event, and ``tdd_security_events_total``."""
+        from otel_tdd.security import record_security_event
+
+        record_security_event(self, event_type, data)
+
+    def alert(
+        self,
+        name: str,
+        data: Mapping[str, Any] | None = None,
+        severity: str | None = None,
+        alert_channels: list[str] | None = None,
+    ) -> None:
+        """Raise an alert (Alertmanager when configured); see :func:`otel_tdd.alerting.alert`."""
+        from otel_tdd.alerting import alert
+
+        alert(name, data, severity=severity, alert_channels=alert_channels, logger=self)
+
+    @overload
+    def performance_tracked(self, func: F) -> F: ...
+
+    @overload
+    def performance_tracked(
+        self,
+        func: None = None,
+        *,
+        name: str | None = None,
+        level: int | None = None,
+        alert_threshold_ms: float | None = None,
+    ) -> Callable[[F], F]: ...
+
+    def performance_tracked(
+        self,
+        func: F | None = None,
+        *,
+        name: str | None = None,
+        level: int | None = None,
+        alert_threshold_ms: float | None = None,
+    ) -> F | Callable[[F], F]:
+        """Decorator: a span, a duration histogram and a performance record per call."""
+        from otel_tdd.tracking import performance_tracked
+
+        decorated: F | Callable[[F], F] = performance_tracked(
+            func, name=name, level=level, alert_threshold_ms=alert_threshold_ms, logger=self
+        )
+        return decorated
+
+    def performance_context(
+        self, name: str, alert_threshold_ms: float | None = None, level: int | None = None
+    ) -> AbstractContextManager[dict[str, Any]]:
+        """Context manager twin of :meth:`performance_tracked`."""
+        from otel_tdd.tracking import performance_context
+
+        return performance_context(
+            name, alert_threshold_ms=alert_threshold_ms, level=level, logger=self
+        )
+
+    def rate_limited(self, max_logs_per_minute: int) -> Callable[[F], F]:
+        """Decorator: records written inside the function are capped at N a minute."""
+        limit_holder: dict[str, RateLimit] = {}
+
+        @wrapt.decorator
+        def wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+            limit = limit_holder.get("limit")
+            if limit is None:
+                key = f"{self.name}:{getattr(wrapped, '__qualname__', wrapped)}"
+                limit = limit_holder.setdefault("limit", RateLimit(key, max_logs_per_minute))
+            with rate_limit_scope(limit):
+                return wrapped(*args, **kwargs)
+
+        if max_logs_per_minute < 1:
+            raise ValueError(
+                f"max_logs_per_minute={max_logs_per_minute!r} is invalid: expected at least 1"
+            )
+        decorate: Callable[[F], F] = wrapper  # type: ignore[assignment]
+        return decorate
+
+    def correlation_context(
+        self,
+        user_id: str | None = None,
+        request_id: str | None = None,
+        session_id: str | None = None,
+    ) -> AbstractContextManager[Any]:
+        return correlation_context(user_id, request_id, session_id)
+
+
+class JsonLogHandler(logging.Handler):
+    """Turns stdlib ``logging`` records into the same JSON and OTel records as StructuredLogger."""
+
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad %-format in someone's log call must not crash the app
+            message = f"{record.msg!r} % {record.args!r}"
+        data = {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+        event: EventDict = {
+            "timestamp": format_timestamp(record.created),
+            "level": _level_name(record.levelno),
+            "logger": record.name,
+            "message": message,
+            "data": data,
+            "_time_ns": int(record.created * 1e9),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            event["exception"] = "".join(traceback.format_exception(*record.exc_info))
+        elif record.exc_text:
+            event["exception"] = record.exc_text
+        _runtime.current().stdlib_pipeline(record.name, record.levelno, event)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib's name
+        # The pipeline reports its own failures; stdlib's default prints a traceback per record.
+        return
+
+
+def iter_json_lines(text: str) -> Iterator[str]:
+    """The non-empty lines of a captured stream (test and tooling helper)."""
+    return (line for line in text.splitlines() if line.strip())

@@ -1,0 +1,305 @@
+"""``performance_tracked`` and ``performance_context``: a span, a histogram and a record per call.
+
+The decorator is built on wrapt, so signatures, ``inspect`` results and methods
+behave as undecorated. The hot path is kept to what a hand-written span plus a
+histogram record costs: the span is started and attached directly (no
+contextmanager generator), the attribute dict is built once per function, and
+the log record (with its memory reading) is only assembled when its level is
+enabled; it is DEBUG by default, so a hot path stays cheap.
+
+Exceeding ``alert_threshold_ms`` emits a WARNING record, a span event and
+``tdd_performance_threshold_exceeded_total``, and calls the alert hook
+(``otel_tdd.alerting``), which posts to Alertmanager when that is configured.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from otel_tdd import _runtime
+
+if TYPE_CHECKING:
+    from otel_tdd.structured_logging import StructuredLogger
+
+__all__ = ["memory_usage_mb", "performance_context", "performance_tracked"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
+
+
+def memory_usage_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return round(int(statm.read().split()[1]) * _PAGE_MB, 1)
+    except OSError:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+_default_logger: StructuredLogger | None = None
+
+
+def _logger_or_default(logger: StructuredLogger | None) -> StructuredLogger:
+    global _default_logger
+    if logger is not None:
+        return logger
+    if _default_logger is None:
+        from otel_tdd.structured_logging import StructuredLogger
+
+        _default_logger = StructuredLogger("otel_tdd.performance")
+    return _default_logger
+
+
+class _Tracker:
+    """Per-operation state, built once at decoration time."""
+
+    __slots__ = ("attributes", "level", "logger", "name", "threshold_ms")
+
+    def __init__(
+        self,
+        name: str,
+        level: int | None,
+        alert_threshold_ms: float | None,
+        logger: StructuredLogger | None,
+    ) -> None:
+        if alert_threshold_ms is not None and alert_threshold_ms < 0:
+            raise ValueError(
+                f"alert_threshold_ms={alert_threshold_ms!r} is invalid: expected a number >= 0"
+            )
+        self.name = name
+        self.level = level
+        self.threshold_ms = alert_threshold_ms
+        self.logger = logger
+        self.attributes = {"operation": name}
+
+    def start(self) -> tuple[Span, object, int]:
+        span = _runtime.current().tracer.start_span(self.name)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        return span, token, time.perf_counter_ns()
+
+    def finish(
+        self,
+        span: Span,
+        token: object,
+        started_ns: int,
+        error: BaseException | None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        elapsed_ns = time.perf_counter_ns() - started_ns
+        runtime = _runtime.RUNTIME
+        performance: dict[str, Any] = {}
+        try:
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            from otel_tdd.metrics import catalog
+
+            catalog.operation_duration.record(elapsed_ns / 1e9, self.attributes)
+            duration_ms = elapsed_ns / 1e6
+            performance = {"operation": self.name, "duration_ms": round(duration_ms, 3)}
+            if extra:
+                performance.update(extra)
+                for key, value in extra.items():
+                    if isinstance(value, (str, bool, int, float)):
+                        span.set_attribute(f"performance.{key}", value)
+            if self.threshold_ms is not None and duration_ms > self.threshold_ms:
+                self._threshold_exceeded(span, performance)
+            level = self.level
+            if level is None:
+                level = runtime.settings.performance_log_level if runtime else logging.DEBUG
+            logger = _logger_or_default(self.logger)
+            if logger.is_enabled_for(level):
+                performance["memory_usage_mb"] = memory_usage_mb()
+                status = "error" if error is not None else "ok"
+                performance["status"] = status
+                logger.log(level, f"{self.name} completed", None, performance=performance)
+        except Exception:  # telemetry must never break the app
+            pass
+        finally:
+            otel_context.detach(token)  # type: ignore[arg-type]
+            span.end()
+        return performance
+
+    def _threshold_exceeded(self, span: Span, performance: dict[str, Any]) -> None:
+        from otel_tdd.alerting import on_threshold_exceeded
+        from otel_tdd.metrics import catalog
+
+        performance["alert_threshold_ms"] = self.threshold_ms
+        span.add_event("performance.threshold_exceeded", dict(performance))
+        catalog.threshold_exceeded.add(1, self.attributes)
+        logger = _logger_or_default(self.logger)
+        logger.log(
+            logging.WARNING,
+            f"{self.name} took {performance['duration_ms']} ms, over {self.threshold_ms} ms",
+            None,
+            performance=dict(performance),
+        )
+        on_threshold_exceeded(self.name, dict(performance), logger)
+
+
+def _wrap_function(tracker: _Tracker) -> Any:
+    @wrapt.decorator
+    def wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+        span, token, started = tracker.start()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            tracker.finish(span, token, started, error)
+            raise
+        tracker.finish(span, token, started, None)
+        return result
+
+    return wrapper
+
+
+def _wrap_coroutine(tracker: _Tracker) -> Any:
+    @wrapt.decorator
+    async def wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+        span, token, started = tracker.start()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            tracker.finish(span, token, started, error)
+            raise
+        tracker.finish(span, token, started, None)
+        return result
+
+    return wrapper
+
+
+def _wrap_generator(tracker: _Tracker) -> Any:
+    """The span covers the whole iteration, but is current only while the generator runs.
+
+    Attaching across a ``yield`` would leak the span into the consumer's context,
+    so each step attaches and detaches around the generator's own code.
+    """
+
+    @wrapt.decorator
+    def wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+        def run() -> Iterator[Any]:
+            span, token, started = tracker.start()
+            span_ctx = trace.set_span_in_context(span)
+            otel_context.detach(token)  # type: ignore[arg-type]
+            error: BaseException | None = None
+            generator = wrapped(*args, **kwargs)
+            try:
+                sent: Any = None
+                while True:
+                    step = otel_context.attach(span_ctx)
+                    try:
+                        item = generator.send(sent)
+                    finally:
+                        otel_context.detach(step)
+                    sent = yield item
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            except BaseException as caught:
+                error = caught
+                raise
+            finally:
+                generator.close()
+                tracker.finish(span, otel_context.attach(span_ctx), started, error)
+
+        return run()
+
+    return wrapper
+
+
+def _wrap_async_generator(tracker: _Tracker) -> Any:
+    @wrapt.decorator
+    def wrapper(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+        async def run() -> Any:
+            span, token, started = tracker.start()
+            span_ctx = trace.set_span_in_context(span)
+            otel_context.detach(token)  # type: ignore[arg-type]
+            error: BaseException | None = None
+            generator = wrapped(*args, **kwargs)
+            try:
+                sent: Any = None
+                while True:
+                    step = otel_context.attach(span_ctx)
+                    try:
+                        item = await generator.asend(sent)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        otel_context.detach(step)
+                    sent = yield item
+            except BaseException as caught:
+                error = caught
+                raise
+            finally:
+                await generator.aclose()
+                tracker.finish(span, otel_context.attach(span_ctx), started, error)
+
+        return run()
+
+    return wrapper
+
+
+def performance_tracked(
+    func: F | None = None,
+    *,
+    name: str | None = None,
+    level: int | None = None,
+    alert_threshold_ms: float | None = None,
+    logger: StructuredLogger | None = None,
+) -> Any:
+    """Decorate a function, method, coroutine, generator or async generator.
+
+    Usable bare (``@performance_tracked``) or with arguments. ``level`` is the level
+    of the per-call record (default ``OTEL_TDD_PERFORMANCE_LOG_LEVEL``, DEBUG).
+    """
+
+    def decorate(target: F) -> F:
+        if not callable(target):
+            raise TypeError(f"performance_tracked needs a callable, got {target!r}")
+        operation = name or getattr(target, "__qualname__", None) or repr(target)
+        tracker = _Tracker(operation, level, alert_threshold_ms, logger)
+        if inspect.isasyncgenfunction(target):
+            wrap = _wrap_async_generator(tracker)
+        elif inspect.iscoroutinefunction(target):
+            wrap = _wrap_coroutine(tracker)
+        elif inspect.isgeneratorfunction(target):
+            wrap = _wrap_generator(tracker)
+        else:
+            wrap = _wrap_function(tracker)
+        decorated: F = wrap(target)
+        return decorated
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+@contextmanager
+def performance_context(
+    name: str,
+    alert_threshold_ms: float | None = None,
+    level: int | None = None,
+    logger: StructuredLogger | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Measure a block. Yields a dict; keys the block adds (records_processed, cache_hit_ratio)
+    join the record's ``performance`` block."""
+    tracker = _Tracker(name, level, alert_threshold_ms, logger)
+    extra: dict[str, Any] = {}
+    span, token, started = tracker.start()
+    try:
+        yield extra
+    except BaseException as error:
+        tracker.finish(span, token, started, error, extra)
+        raise
+    tracker.finish(span, token, started, None, extra)
