@@ -1,0 +1,294 @@
+"""The seed's domain, instrumented: epics, tasks and focus sessions over SQLite.
+
+Two ways to run it:
+
+    python examples/tdd_app.py                 # a short workload, then the metrics it produced
+    python examples/tdd_app.py --epics 5 --tasks 3 --sessions 2
+    python examples/tdd_app.py serve --port 8000   # an HTTP service (used by the stack tests)
+
+With no OTLP endpoint configured it needs no server (the embedded default): JSON
+logs on stdout, metrics rendered in Prometheus text at the end. With
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, all three signals go to the Collector.
+
+The service code is what the seed shows: StructuredLogger, correlation_context,
+performance_tracked/performance_context, security_event and the metric catalog.
+Only the import path changed (``monitoring.`` → ``otel_tdd.``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import otel_tdd
+from otel_tdd.correlation import continue_from_headers
+from otel_tdd.metrics import catalog
+from otel_tdd.structured_logging import StructuredLogger, correlation_context
+
+logger = StructuredLogger("tdd_application")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS epics (id INTEGER PRIMARY KEY, name TEXT, project_type TEXT);
+CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY, epic_id INTEGER, title TEXT, done INT);
+CREATE TABLE IF NOT EXISTS focus_sessions (id INTEGER PRIMARY KEY, task_id INTEGER, seconds REAL);
+"""
+
+
+class Database:
+    """SQLite with every query timed into tdd_database_query_duration_seconds."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._conn.executescript(SCHEMA)
+        catalog.database_up.set(1, {"database": "framework.db"})
+
+    def execute(self, operation: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        started = time.perf_counter()
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+            self._conn.commit()
+        catalog.database_query_duration.record(
+            time.perf_counter() - started, {"operation": operation}
+        )
+        return rows
+
+    def last_id(self) -> int:
+        return int(self.execute("last_id", "SELECT last_insert_rowid()")[0][0])
+
+
+class EpicService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.logger = StructuredLogger("epic_service")
+
+    @logger.performance_tracked
+    def create_epic(self, epic_data: dict[str, Any]) -> int:
+        # Inherits the correlation context of the request that called it.
+        self.logger.info(
+            "Creating new epic",
+            {"epic_name": epic_data["name"], "task_count": len(epic_data.get("tasks", []))},
+        )
+        with self.logger.performance_context("epic_creation"):
+            self.db.execute(
+                "insert_epic",
+                "INSERT INTO epics (name, project_type) VALUES (?, ?)",
+                (epic_data["name"], epic_data.get("type", "web")),
+            )
+            epic_id = self.db.last_id()
+        catalog.epics_created.add(1, {"project_type": epic_data.get("type", "web")})
+        return epic_id
+
+
+class TaskService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.logger = StructuredLogger("task_service")
+
+    @logger.performance_tracked
+    def add_task(self, epic_id: int, title: str) -> int:
+        self.db.execute(
+            "insert_task",
+            "INSERT INTO tasks (epic_id, title, done) VALUES (?, ?, 0)",
+            (epic_id, title),
+        )
+        return self.db.last_id()
+
+    @logger.performance_tracked
+    def complete_task(self, task_id: int, project_type: str = "web") -> None:
+        self.db.execute("complete_task", "UPDATE tasks SET done = 1 WHERE id = ?", (task_id,))
+        catalog.tasks_completed.add(1, {"project_type": project_type})
+        self.logger.info("Task completed", {"task_id": task_id})
+
+
+class FocusService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.logger = StructuredLogger("focus_service")
+
+    @logger.performance_tracked
+    def record_session(self, task_id: int, seconds: float) -> None:
+        self.db.execute(
+            "insert_focus",
+            "INSERT INTO focus_sessions (task_id, seconds) VALUES (?, ?)",
+            (task_id, seconds),
+        )
+        catalog.focus_sessions.add(1)
+        catalog.focus_session_duration.record(seconds)
+        self.logger.info("Focus session recorded", {"task_id": task_id, "seconds": seconds})
+
+
+class App:
+    def __init__(self, db_path: str = ":memory:") -> None:
+        self.db = Database(db_path)
+        self.epics = EpicService(self.db)
+        self.tasks = TaskService(self.db)
+        self.focus = FocusService(self.db)
+        self.extra_latency_s = 0.0
+        self.sessions_open = 0
+
+    def handle(self, endpoint: str, method: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """One request: the unit of correlation, timed into tdd_response_time_seconds."""
+        started = time.perf_counter()
+        status = 200
+        try:
+            result = self._route(endpoint, body)
+        except KeyError as error:
+            status, result = 400, {"error": f"missing field {error}"}
+            catalog.errors.add(1, {"type": "bad_request"})
+        except Exception as error:
+            status, result = 500, {"error": str(error)}
+            catalog.errors.add(1, {"type": type(error).__name__})
+            logger.exception("Request failed", {"endpoint": endpoint})
+        if self.extra_latency_s:
+            time.sleep(self.extra_latency_s)
+        catalog.response_time.record(
+            time.perf_counter() - started,
+            {"endpoint": endpoint, "method": method, "status": str(status)},
+        )
+        return status, result
+
+    def _route(self, endpoint: str, body: dict[str, Any]) -> Any:
+        if endpoint == "/epics":
+            return {"epic_id": self.epics.create_epic(body)}
+        if endpoint == "/tasks":
+            return {"task_id": self.tasks.add_task(int(body["epic_id"]), str(body["title"]))}
+        if endpoint == "/tasks/complete":
+            self.tasks.complete_task(int(body["task_id"]), body.get("project_type", "web"))
+            return {"ok": True}
+        if endpoint == "/focus":
+            self.focus.record_session(int(body["task_id"]), float(body["seconds"]))
+            return {"ok": True}
+        if endpoint == "/login":
+            ok = body.get("password") == "correct horse"
+            logger.security_event(
+                "authentication_success" if ok else "authentication_failure",
+                {"attempted_username": body.get("username"), "password": body.get("password")},
+            )
+            return {"ok": ok}
+        raise LookupError(f"no route {endpoint}")
+
+
+def run_workload(app: App, epics: int, tasks: int, sessions: int) -> dict[str, int]:
+    """The demo: what a few users do in a day, each request in its own correlation context."""
+    counts = {"epics": 0, "tasks_completed": 0, "focus_sessions": 0}
+    for index in range(epics):
+        user = f"user_{index % 3}"
+        with correlation_context(user, f"req_epic_{index}", session_id=f"sess_{user}"):
+            logger.info("Processing user request", {"action": "create_epic"})
+            _, created = app.handle(
+                "/epics",
+                "POST",
+                {"name": f"Epic {index}", "type": "web", "tasks": list(range(tasks))},
+            )
+            counts["epics"] += 1
+            for task_index in range(tasks):
+                _, task = app.handle(
+                    "/tasks", "POST", {"epic_id": created["epic_id"], "title": f"Task {task_index}"}
+                )
+                app.handle("/tasks/complete", "POST", {"task_id": task["task_id"]})
+                counts["tasks_completed"] += 1
+                for _ in range(sessions):
+                    app.handle(
+                        "/focus",
+                        "POST",
+                        {"task_id": task["task_id"], "seconds": random.uniform(600, 1800)},
+                    )
+                    counts["focus_sessions"] += 1
+            logger.info("Request processing completed")
+    return counts
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: App
+
+    def _respond(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if url.path == "/admin/latency":
+            # Test hook: make every request slow (the alerting e2e test drives this).
+            self.app.extra_latency_s = float(parse_qs(url.query).get("ms", ["0"])[0]) / 1000
+            self._respond(200, {"extra_latency_ms": self.app.extra_latency_s * 1000})
+            return
+        headers = {key: value for key, value in self.headers.items()}
+        with (
+            continue_from_headers(headers, span_name=f"POST {url.path}"),
+            correlation_context(
+                body.get("user_id"), self.headers.get("X-Request-Id"), body.get("session_id")
+            ),
+        ):
+            status, payload = self.app.handle(url.path, "POST", body)
+        self._respond(status, payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # request lines are already JSON records and spans
+
+
+def serve(app: App, host: str, port: int) -> None:
+    handler = type("Handler", (_Handler,), {"app": app})
+    server = ThreadingHTTPServer((host, port), handler)
+    logger.info("Serving", {"url": f"http://{host}:{server.server_address[1]}"})
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        otel_tdd.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", choices=("demo", "serve"), default="demo")
+    parser.add_argument("--epics", type=int, default=3)
+    parser.add_argument("--tasks", type=int, default=2)
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--service-name", default="tdd-app")
+    args = parser.parse_args(argv)
+    otel_tdd.configure(service_name=args.service_name)
+    app = App()
+    if args.mode == "serve":
+        serve(app, args.host, args.port)
+        return 0
+    counts = run_workload(app, args.epics, args.tasks, args.sessions)
+    logger.info("Workload finished", counts)
+    metrics = otel_tdd.render_prometheus().decode()
+    summary = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(
+            (
+                "tdd_epics",
+                "tdd_tasks",
+                "tdd_focus_sessions_total",
+                "tdd_response_time_seconds_count",
+            )
+        )
+    ]
+    print("\n# Prometheus metrics this run produced (what /metrics serves):", file=sys.stderr)
+    print("\n".join(summary), file=sys.stderr)
+    otel_tdd.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
