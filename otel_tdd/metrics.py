@@ -190,6 +190,12 @@ class MetricCatalog:
         self.alerts_failed = c(
             "tdd_alerts_failed_total", "{alert}", "Alerts that could not be sent"
         )
+        self.health_check_status = g(
+            "tdd_health_check_status", "1", "1 healthy, 0.5 warning, 0 critical"
+        )
+        self.health_check_duration = h(
+            "tdd_health_check_duration_seconds", "s", "Health check duration"
+        )
         self.bind(NoOpMeter("otel_tdd"), 100)
 
     def instruments(self) -> list[_Guarded]:
