@@ -13,6 +13,7 @@ The order is fixed by :func:`build_pipeline`: correlation → sampling → rate 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import random
@@ -379,8 +380,11 @@ class WriteJson:
         if buffer is not None:
             buffer.write(line)
             buffer.flush()
-        else:
+        elif isinstance(stream, io.TextIOBase) or not hasattr(stream, "readinto"):
             stream.write(line.decode("utf-8"))
+            stream.flush()
+        else:  # a binary stream (BytesIO, a socket file)
+            stream.write(line)
             stream.flush()
         return event
 

@@ -31,7 +31,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_tdd import sdk
 
-__all__ = ["Capture", "capture_telemetry", "otel_capture"]
+__all__ = ["Capture", "capture_telemetry", "log_record_schema", "otel_capture", "validate_record"]
+
+
+def log_record_schema() -> dict[str, Any]:
+    """The published JSON Schema of one stdout log line."""
+    from importlib.resources import files
+
+    text = files("otel_tdd").joinpath("schemas/log_record.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_record(record: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when a record breaks the schema (needs jsonschema)."""
+    import jsonschema
+
+    jsonschema.validate(dict(record), log_record_schema())
 
 
 class _Stream(io.BytesIO):
@@ -62,9 +78,13 @@ class Capture:
     def lines(self) -> list[str]:
         return [line for line in self.stream.getvalue().decode().splitlines() if line.strip()]
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every JSON log line written so far, parsed."""
-        return [json.loads(line) for line in self.lines()]
+    def records(self, *, validate: bool = True) -> list[dict[str, Any]]:
+        """Every JSON log line written so far, parsed (and checked against the schema)."""
+        records = [json.loads(line) for line in self.lines()]
+        if validate:
+            for record in records:
+                validate_record(record)
+        return records
 
     def metrics(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
         """Metric name -> [(attributes, point)] from one collection."""
