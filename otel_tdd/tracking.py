@@ -110,7 +110,8 @@ class _Tracker:
             catalog.operation_duration.record(elapsed_ns / 1e9, self.attributes)
             duration_ms = elapsed_ns / 1e6
             performance = {"operation": self.name, "duration_ms": round(duration_ms, 3)}
-            if extra:
+            if extra and runtime is not None:
+                extra = runtime.redactor.mapping(extra)
                 performance.update(extra)
                 for key, value in extra.items():
                     if isinstance(value, (str, bool, int, float)):
