@@ -1,0 +1,250 @@
+"""compose/grafana: generated dashboards that match their generator and their Prometheus.
+
+Grafana itself cannot run here, so the dashboards are checked for what would
+break them: stale JSON (edited by hand, or the generator changed without a
+rerun), panels without a query, refId or unit, a datasource uid other than the
+provisioned one, PromQL that does not parse (promtool), recording rules that
+do not exist. grafana-foundation-sdk (dev dependency) and promtool (Debian's
+prometheus package) must be installed: a missing one fails, never skips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAFANA_DIR = ROOT / "compose" / "grafana"
+DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
+GENERATOR = GRAFANA_DIR / "build_dashboards.py"
+DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+RECORDING_RULES = ROOT / "compose" / "prometheus" / "rules" / "recording.yml"
+SDK_PIN = "grafana-foundation-sdk==1769699379!11.6.0"
+
+EXPECTED = {
+    "overview.json": ("otel-tdd-overview", "TDD Framework - Application Overview"),
+    "performance.json": ("otel-tdd-performance", "TDD Framework - Performance"),
+    "business.json": ("otel-tdd-business", "TDD Framework - Business"),
+    "security.json": ("otel-tdd-security", "TDD Framework - Security"),
+}
+
+
+def generator() -> ModuleType:
+    """compose/grafana/build_dashboards.py, imported by path (it is not a package)."""
+    spec = importlib.util.spec_from_file_location("build_dashboards", GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {
+        path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))
+    }
+
+
+def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def query_panels() -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (name, panel)
+        for name, dashboard in dashboards().items()
+        for panel in panels(dashboard)
+        if panel["type"] != "row"
+    ]
+
+
+def provisioned_uid() -> str:
+    (datasource,) = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    return str(datasource["uid"])
+
+
+def test_the_committed_json_is_what_the_generator_produces() -> None:
+    module = generator()
+    try:
+        import grafana_foundation_sdk  # noqa: F401
+    except ImportError:
+        pytest.fail(
+            f"grafana-foundation-sdk is not installed: pip install '{SDK_PIN}' "
+            "(it is in the dev dependencies: pip install -e '.[dev]')",
+            pytrace=False,
+        )
+    generated = module.build_all()
+    assert set(generated) == {p.name for p in DASHBOARDS_DIR.glob("*.json")}
+    for name, text in generated.items():
+        assert (DASHBOARDS_DIR / name).read_text() == text, (
+            f"{name} is stale: run python compose/grafana/build_dashboards.py"
+        )
+
+
+def test_the_four_dashboards() -> None:
+    found = {name: (d["uid"], d["title"]) for name, d in dashboards().items()}
+    assert found == EXPECTED
+    for dashboard in dashboards().values():
+        assert "otel-tdd" in dashboard["tags"]
+
+
+def test_the_datasource_uid_is_the_provisioned_one() -> None:
+    uid = provisioned_uid()
+    assert uid == generator().DATASOURCE_UID == "prometheus"
+    for name, dashboard in dashboards().items():
+        for variable in dashboard["templating"]["list"]:
+            assert variable["datasource"]["uid"] == uid, (name, variable["name"])
+        for panel in panels(dashboard):
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == uid, panel["title"]
+
+
+@pytest.mark.parametrize(
+    "dashboard,panel", query_panels(), ids=lambda v: v["title"] if isinstance(v, dict) else v
+)
+def test_every_panel_has_queries_with_ref_ids_and_a_unit(
+    dashboard: str, panel: dict[str, Any]
+) -> None:
+    targets = panel.get("targets", [])
+    assert targets, "no query"
+    ref_ids = [target.get("refId") for target in targets]
+    assert all(ref_ids), f"a query without refId: {ref_ids}"
+    assert len(set(ref_ids)) == len(ref_ids), f"duplicate refId: {ref_ids}"
+    assert all(target.get("expr") for target in targets), "an empty query"
+    assert panel["fieldConfig"]["defaults"].get("unit"), "no unit"
+    assert panel.get("description"), "no description"
+
+
+def test_panel_ids_are_unique_and_the_grid_is_24_wide() -> None:
+    for name, dashboard in dashboards().items():
+        ids = [panel["id"] for panel in panels(dashboard)]
+        assert len(ids) == len(set(ids)), name
+        for panel in panels(dashboard):
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24, (name, panel["title"])
+
+
+def test_service_and_instance_variables() -> None:
+    for name, dashboard in dashboards().items():
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert set(variables) == {"service", "instance"}, name
+        for variable in variables.values():
+            assert variable["includeAll"] and variable["multi"]
+            assert variable["allValue"] == ".*"
+        assert "job" in variables["service"]["query"]
+        assert "$service" in variables["instance"]["query"]
+
+
+def test_app_queries_filter_on_the_selected_service() -> None:
+    for query in generator().panel_queries():
+        raw = query["raw_expr"]
+        if re.search(r"\b(tdd_|job:tdd_|traces_span_metrics_)", raw):
+            assert 'job=~"$service"' in raw, (query["dashboard"], query["panel"], raw)
+        if re.search(r"\btdd_\w+\{", raw):
+            assert 'instance=~"$instance"' in raw, (query["dashboard"], query["panel"], raw)
+
+
+def test_no_panel_takes_a_quantile_of_a_bare_histogram() -> None:
+    for query in generator().panel_queries():
+        for match in re.finditer(r"histogram_quantile\(", query["raw_expr"]):
+            rest = query["raw_expr"][match.end() :]
+            assert re.match(r"[0-9.]+, sum by \([^)]*\ble\)\s*\(rate\(\w+_bucket\{", rest), (
+                query["panel"],
+                query["raw_expr"],
+            )
+
+
+def test_recording_rules_used_by_panels_exist() -> None:
+    recorded = {
+        rule["record"]
+        for group in yaml.safe_load(RECORDING_RULES.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    for query in generator().panel_queries():
+        for name in re.findall(r"\bjob:[a-z0-9_]+:[a-z0-9_]+\b", query["raw_expr"]):
+            assert name in recorded, (query["panel"], name)
+
+
+def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each query (variables substituted) as a recording rule."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail(
+            "promtool not found: apt-get install prometheus prometheus-alertmanager",
+            pytrace=False,
+        )
+    queries = generator().panel_queries()
+    assert len(queries) > 40
+    rules = {
+        "groups": [
+            {
+                "name": "panel-queries",
+                "rules": [
+                    {"record": f"panel_query_{i}", "expr": q["expr"]}
+                    for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    rule_file = tmp_path / "panels.yml"
+    rule_file.write_text(yaml.safe_dump(rules))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in result.stdout
+
+
+def test_panel_queries_substitutes_every_variable() -> None:
+    module = generator()
+    for query in module.panel_queries():
+        assert "$" not in query["expr"] and "[[" not in query["expr"], query
+        assert query["ref_id"] and query["dashboard"] in EXPECTED
+    (one,) = [
+        q
+        for q in module.panel_queries(substitutions={"service": "tdd-app"})
+        if q["dashboard"] == "overview.json" and q["panel"] == "Active users"
+    ]
+    assert one["expr"] == 'sum(tdd_active_users{job=~"tdd-app", instance=~".*"})'
+
+
+def test_substitute_refuses_an_unknown_variable() -> None:
+    module = generator()
+    assert module.substitute("rate(x[${__rate_interval}])") == "rate(x[1m])"
+    assert module.substitute("up{job=~\"[[service]]\"}", {"service": "a"}) == 'up{job=~"a"}'
+    with pytest.raises(KeyError, match="nope"):
+        module.substitute("up{job=~\"$nope\"}")
+
+
+def test_list_queries_cli_prints_json() -> None:
+    result = subprocess.run(
+        [sys.executable, str(GENERATOR), "--list-queries", "--var", "__rate_interval=30s"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    queries = json.loads(result.stdout)
+    assert queries == generator().panel_queries(substitutions={"__rate_interval": "30s"})
