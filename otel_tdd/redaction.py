@@ -36,6 +36,7 @@ DEFAULT_SECRET_KEYS = (
 # 13-19 digits, optionally grouped by spaces or dashes: the shape of a payment card number.
 _CARD_RE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _MAX_KEY_CACHE = 4096
+_PLAIN = frozenset((int, float, bool, type(None)))
 _MAX_DEPTH = 8
 
 
@@ -83,22 +84,47 @@ class Redactor:
         return _CARD_RE.sub(_mask_card, value)
 
     def value(self, value: Any, depth: int = 0) -> Any:
+        kind = type(value)
+        if kind in _PLAIN:  # the common case first: exact type checks are cheap, ABCs are not
+            return value
+        if kind is str:
+            return self.text(value) if len(value) >= 13 else value
+        if kind is dict or isinstance(value, Mapping):
+            return self.mapping(value, depth + 1)
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, Mapping):
-            return self.mapping(value, depth + 1)
         if isinstance(value, (list, tuple)) and depth < _MAX_DEPTH:
             return [self.value(item, depth + 1) for item in value]
         return value
+
+    def clean(self, data: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        """``data`` itself when nothing in it needs masking (no copy), else a redacted copy.
+
+        The fast path of log records: flat dicts of innocent keys and short values.
+        """
+        secret_key = self._secret_key
+        for key, item in data.items():
+            kind = type(item)
+            short = kind in _PLAIN or (kind is str and len(item) < 13)
+            if short and secret_key.get(key) is False:
+                continue
+            return self.mapping(data)
+        return data
 
     def mapping(self, data: Mapping[Any, Any], depth: int = 0) -> dict[Any, Any]:
         """A redacted copy; the caller's dict is never modified."""
         if depth > _MAX_DEPTH:
             return {"[truncated]": f"nesting deeper than {_MAX_DEPTH}"}
         out: dict[Any, Any] = {}
+        secret_key = self._secret_key
         for key, item in data.items():
-            if item is not None and not isinstance(item, bool) and self.is_secret_key(key):
+            verdict = secret_key.get(key) if type(key) is str else None
+            if verdict is None:
+                verdict = self.is_secret_key(key)
+            if verdict and item is not None and type(item) is not bool:
                 out[key] = REDACTED
+            elif type(item) in _PLAIN:
+                out[key] = item
             else:
                 out[key] = self.value(item, depth)
         return out

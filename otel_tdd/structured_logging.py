@@ -249,7 +249,9 @@ class JsonLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad %-format in someone's log call must not crash the app
             message = f"{record.msg!r} % {record.args!r}"
-        data = {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+        attributes = record.__dict__
+        extra_keys = attributes.keys() - _RESERVED  # set difference in C: usually empty
+        data = {key: attributes[key] for key in extra_keys} if extra_keys else {}
         event: EventDict = {
             "timestamp": format_timestamp(record.created),
             "level": _level_name(record.levelno),
