@@ -383,8 +383,7 @@ def overview(b: _Builder) -> Any:
                     "{{job}} {{type}}",
                 )
             ],
-            description="tdd_errors_total per second. HighErrorRate fires above 0.1/s per "
-            "service.",
+            description="tdd_errors_total per second. HighErrorRate fires above 0.1/s per service.",
             thresholds=((None, "green"), (ERRORS_CRITICAL_PER_S, "red")),
             stacked=True,
         )
@@ -767,8 +766,7 @@ def performance(b: _Builder) -> Any:
             "percentunit",
             [
                 (
-                    'rate(node_disk_io_time_seconds_total{job="node-exporter"}'
-                    "[$__rate_interval])",
+                    'rate(node_disk_io_time_seconds_total{job="node-exporter"}[$__rate_interval])',
                     "{{instance}} {{device}}",
                 )
             ],
@@ -1046,8 +1044,7 @@ def stale(directory: Path = DASHBOARDS_DIR) -> list[str]:
     return [
         name
         for name, text in build_all().items()
-        if not (directory / name).exists()
-        or (directory / name).read_text(encoding="utf-8") != text
+        if not (directory / name).exists() or (directory / name).read_text(encoding="utf-8") != text
     ]
 
 
@@ -1107,9 +1104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if the JSON is stale")
-    mode.add_argument(
-        "--list-queries", action="store_true", help="print every panel query as JSON"
-    )
+    mode.add_argument("--list-queries", action="store_true", help="print every panel query as JSON")
     parser.add_argument(
         "--var",
         action="append",

@@ -168,9 +168,7 @@ def alert_labels(alertname: str, service: str = "tdd-app") -> dict[str, str]:
 
 def inhibited(target: dict[str, str], *sources: dict[str, str]) -> bool:
     return any(
-        inhibits(rule, source, target)
-        for rule in config()["inhibit_rules"]
-        for source in sources
+        inhibits(rule, source, target) for rule in config()["inhibit_rules"] for source in sources
     )
 
 

@@ -197,8 +197,7 @@ def test_every_panel_query_is_valid_promql(tmp_path: Path) -> None:
             {
                 "name": "panel-queries",
                 "rules": [
-                    {"record": f"panel_query_{i}", "expr": q["expr"]}
-                    for i, q in enumerate(queries)
+                    {"record": f"panel_query_{i}", "expr": q["expr"]} for i, q in enumerate(queries)
                 ],
             }
         ]
@@ -232,9 +231,9 @@ def test_panel_queries_substitutes_every_variable() -> None:
 def test_substitute_refuses_an_unknown_variable() -> None:
     module = generator()
     assert module.substitute("rate(x[${__rate_interval}])") == "rate(x[1m])"
-    assert module.substitute("up{job=~\"[[service]]\"}", {"service": "a"}) == 'up{job=~"a"}'
+    assert module.substitute('up{job=~"[[service]]"}', {"service": "a"}) == 'up{job=~"a"}'
     with pytest.raises(KeyError, match="nope"):
-        module.substitute("up{job=~\"$nope\"}")
+        module.substitute('up{job=~"$nope"}')
 
 
 def test_list_queries_cli_prints_json() -> None:
