@@ -50,6 +50,8 @@ class Database:
         self._lock = threading.Lock()
         self._conn.executescript(SCHEMA)
         catalog.database_up.set(1, {"database": "framework.db"})
+        # Start at 0 so the first failure is an increase() that alerts can see.
+        catalog.database_connections_failed.add(0, {"database": "framework.db"})
 
     def execute(self, operation: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         started = time.perf_counter()

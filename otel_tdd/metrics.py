@@ -31,6 +31,9 @@ MINUTES_AS_SECONDS_BUCKETS = (60.0, 300.0, 600.0, 900.0, 1500.0, 1800.0, 2700.0,
 
 Attributes = Mapping[str, Any]
 
+# Unit "1" makes the Collector's Prometheus exporter append "_ratio"; gauges whose
+# names do not end in _ratio use an annotation unit ("{state}"), which it ignores.
+
 
 class CardinalityGuard:
     """Caps the distinct values of each attribute of one metric."""
@@ -141,7 +144,7 @@ class MetricCatalog:
             MINUTES_AS_SECONDS_BUCKETS,
         )
         self.user_productivity_score = g(
-            "tdd_user_productivity_score", "1", "Productivity score (aggregate, not per user)"
+            "tdd_user_productivity_score", "{score}", "Productivity score (aggregate, not per user)"
         )
         self.active_users = g("tdd_active_users", "{user}", "Users active in the last 5 minutes")
         self.concurrent_users = g("tdd_concurrent_users", "{user}", "Open user sessions")
@@ -168,7 +171,7 @@ class MetricCatalog:
         self.database_connections_failed = c(
             "tdd_database_connections_failed_total", "{failure}", "Failed database connections"
         )
-        self.database_up = g("tdd_database_up", "1", "1 when the database answers, else 0")
+        self.database_up = g("tdd_database_up", "{state}", "1 when the database answers, else 0")
         # Security
         self.auth_attempts = c("tdd_auth_attempts_total", "{attempt}", "Authentication attempts")
         self.csrf_violations = c("tdd_csrf_violations_total", "{violation}", "CSRF violations")
@@ -191,7 +194,7 @@ class MetricCatalog:
             "tdd_alerts_failed_total", "{alert}", "Alerts that could not be sent"
         )
         self.health_check_status = g(
-            "tdd_health_check_status", "1", "1 healthy, 0.5 warning, 0 critical"
+            "tdd_health_check_status", "{state}", "1 healthy, 0.5 warning, 0 critical"
         )
         self.health_check_duration = h(
             "tdd_health_check_duration_seconds", "s", "Health check duration"
@@ -205,6 +208,12 @@ class MetricCatalog:
         """Point every instrument at ``meter`` (called by configure())."""
         for instrument in self.instruments():
             instrument.bind(meter, cardinality_limit)
+        # Counters that alerts watch with increase() start at 0: Prometheus cannot see the
+        # first increment of a series that appears already above 0.
+        for signal in ("traces", "metrics", "logs"):
+            self.telemetry_dropped.add(0, {"signal": signal})
+        self.csrf_violations.add(0)
+        self.alerts_failed.add(0, {"reason": "unreachable"})
 
 
 catalog = MetricCatalog()
