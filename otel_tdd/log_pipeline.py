@@ -103,7 +103,7 @@ def _trace_hex(trace_id: int) -> str:
 # The keys under which the API stores the span and the baggage in a Context. Reading
 # them from one get_current() saves four API calls per record (docs/benchmarks.md);
 # test_correlation pins the behaviour, so a rename upstream fails loudly.
-_SPAN_KEY = trace_propagation._SPAN_KEY
+SPAN_KEY = _SPAN_KEY = trace_propagation._SPAN_KEY
 _BAGGAGE_KEY = baggage_module._BAGGAGE_KEY
 _INVALID_SPAN = trace.INVALID_SPAN
 
@@ -300,19 +300,29 @@ def _any_value(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-_OTLP_NATIVE = frozenset(
-    ("timestamp", "level", "message", "correlation_id", "trace_id", "span_id", "exception")
-)
+_PLAIN_VALUES = (str, bool, int, float, type(None))
+_BLOCKS = ("data", "performance", "security", "alert", "rate_limit")
+_BAGGAGE_FIELDS = ("user_id", "session_id", "request_id")
+
+
+def _attribute_map(value: Mapping[Any, Any]) -> Any:
+    """A map attribute as is when already plain (the common case), else coerced."""
+    for key, item in value.items():
+        if type(item) not in _PLAIN_VALUES or type(key) is not str:
+            return _any_value(value)
+    return value
 
 
 class EmitToOTel:
     """Hands the record to the SDK's LoggerProvider (so OTLP carries it with its trace context).
 
     The SDK's own LoggingHandler re-derives everything from a ``logging.LogRecord``;
-    we already hold the fields, so we build the OTel record directly (3x cheaper,
-    docs/benchmarks.md) and leave batching and export to the SDK's processors.
-    The SDK's own loggers are skipped: an export failure logged and re-exported
-    would feed itself.
+    we already hold the fields, so we build the OTel record directly and leave
+    batching and export to the SDK's processors. Only what OTLP does not carry
+    natively becomes an attribute: the trace and span ids travel in the record's
+    context, the logger name is the instrumentation scope, the process and
+    environment are on the Resource. The SDK's own loggers are skipped: an export
+    failure logged and re-exported would feed itself.
     """
 
     def __init__(self, provider: LoggerProvider) -> None:
@@ -329,13 +339,18 @@ class EmitToOTel:
         if name.startswith("opentelemetry"):
             return event
         severity_number, severity_text = _SEVERITY.get(level) or _nearest_severity(level)
-        attributes = {
-            key: _any_value(value)
-            for key, value in event.items()
-            if value is not None and key not in _OTLP_NATIVE
-        }
-        if event.get("exception"):
-            attributes["exception.stacktrace"] = event["exception"]
+        attributes: dict[str, Any] = {"thread.name": event["context"]["thread_id"]}
+        for key in _BAGGAGE_FIELDS:
+            value = event.get(key)
+            if value is not None:
+                attributes[key] = value
+        for key in _BLOCKS:
+            value = event.get(key)
+            if value:
+                attributes[key] = _attribute_map(value)
+        exception = event.get("exception")
+        if exception:
+            attributes["exception.stacktrace"] = exception
         self._logger(name).emit(
             LogRecord(
                 timestamp=event.get("_time_ns") or time.time_ns(),

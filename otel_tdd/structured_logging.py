@@ -20,11 +20,13 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
 import wrapt
-from opentelemetry import trace
+from opentelemetry.context import get_current as get_current_context
+from opentelemetry.trace import Span
 
 from otel_tdd import _runtime
 from otel_tdd.correlation import correlation_context
 from otel_tdd.log_pipeline import (
+    SPAN_KEY,
     EventDict,
     RateLimit,
     TraceIdSampler,
@@ -48,6 +50,21 @@ LEVEL_NAMES = {
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+def _level_method(level: int) -> Callable[[StructuredLogger, str, Mapping[str, Any] | None], None]:
+    """One level method: the disabled and sampled-out paths return before building anything."""
+
+    def method(self: StructuredLogger, message: str, data: Mapping[str, Any] | None = None) -> None:
+        runtime = _runtime.RUNTIME or _runtime.current()
+        if not self._std.isEnabledFor(level):
+            return
+        if level < logging.WARNING and not self._sampled_in(runtime):
+            return
+        self._write(runtime, level, message, data, None)
+
+    method.__name__ = logging.getLevelName(level).lower()
+    return method
+
+
 def _level_name(level: int) -> str:
     return LEVEL_NAMES.get(level) or logging.getLevelName(level)
 
@@ -67,40 +84,17 @@ class StructuredLogger:
         self._sample_rate = sample_rate
         self._sampler: TraceIdSampler | None = None
         self._sampler_generation = -1
+        # (context, keep): one decision per attached context, as one trace is kept or not whole.
+        self._last_decision: tuple[object, bool] = (None, True)
 
-    # -- the seed's level methods ------------------------------------------------------------
+    # -- the seed's level methods (built by _level_method, one shape for all five) -----------
 
-    def debug(self, message: str, data: Mapping[str, Any] | None = None) -> None:
-        if _runtime.RUNTIME is None:
-            _runtime.current()
-        if self._std.isEnabledFor(logging.DEBUG):
-            self.log(logging.DEBUG, message, data)
-
-    def info(self, message: str, data: Mapping[str, Any] | None = None) -> None:
-        if _runtime.RUNTIME is None:
-            _runtime.current()
-        if self._std.isEnabledFor(logging.INFO):
-            self.log(logging.INFO, message, data)
-
-    def warning(self, message: str, data: Mapping[str, Any] | None = None) -> None:
-        if _runtime.RUNTIME is None:
-            _runtime.current()
-        if self._std.isEnabledFor(logging.WARNING):
-            self.log(logging.WARNING, message, data)
-
+    debug = _level_method(logging.DEBUG)
+    info = _level_method(logging.INFO)
+    warning = _level_method(logging.WARNING)
     warn = warning
-
-    def error(self, message: str, data: Mapping[str, Any] | None = None) -> None:
-        if _runtime.RUNTIME is None:
-            _runtime.current()
-        if self._std.isEnabledFor(logging.ERROR):
-            self.log(logging.ERROR, message, data)
-
-    def critical(self, message: str, data: Mapping[str, Any] | None = None) -> None:
-        if _runtime.RUNTIME is None:
-            _runtime.current()
-        if self._std.isEnabledFor(logging.CRITICAL):
-            self.log(logging.CRITICAL, message, data)
+    error = _level_method(logging.ERROR)
+    critical = _level_method(logging.CRITICAL)
 
     def exception(self, message: str, data: Mapping[str, Any] | None = None) -> None:
         """An ERROR record with the traceback of the exception being handled."""
@@ -122,20 +116,21 @@ class StructuredLogger:
         **blocks: Any,
     ) -> None:
         """Write one record. ``blocks`` become top-level fields (performance, security, ...)."""
-        runtime = _runtime.current()
-        if level < logging.WARNING:
-            if self._sampler_generation != runtime.generation:
-                self._refresh_sampler(runtime.settings.log_sample_rate, runtime.generation)
-            sampler = self._sampler
-            if (
-                sampler is not None
-                and "security" not in blocks
-                and not sampler.keep(level, trace.get_current_span().get_span_context().trace_id)
-            ):
-                return
-        now = time.time()
+        runtime = _runtime.RUNTIME or _runtime.current()
+        if level < logging.WARNING and "security" not in blocks and not self._sampled_in(runtime):
+            return
+        self._write(runtime, level, message, data, blocks)
+
+    def _write(
+        self,
+        runtime: _runtime.Runtime,
+        level: int,
+        message: str,
+        data: Mapping[str, Any] | None,
+        blocks: Mapping[str, Any] | None,
+    ) -> None:
         event: EventDict = {
-            "timestamp": format_timestamp(now),
+            "timestamp": format_timestamp(time.time()),
             "level": _level_name(level),
             "logger": self.name,
             "message": message if isinstance(message, str) else str(message),
@@ -144,6 +139,22 @@ class StructuredLogger:
         if blocks:
             event.update(blocks)
         runtime.logger_pipeline(self.name, level, event)
+
+    def _sampled_in(self, runtime: _runtime.Runtime) -> bool:
+        """Whether records below WARNING in the current context are kept (cached per context)."""
+        if self._sampler_generation != runtime.generation:
+            self._refresh_sampler(runtime.settings.log_sample_rate, runtime.generation)
+        sampler = self._sampler
+        if sampler is None:
+            return True
+        current = get_current_context()
+        cached_context, keep = self._last_decision
+        if cached_context is not current:
+            span: Span | None = current.get(SPAN_KEY)  # type: ignore[assignment]
+            trace_id = span.get_span_context().trace_id if span is not None else 0
+            keep = sampler.keep(logging.DEBUG, trace_id)
+            self._last_decision = (current, keep)
+        return keep
 
     def _refresh_sampler(self, configured_rate: float, generation: int) -> None:
         rate = self._sample_rate if self._sample_rate is not None else configured_rate

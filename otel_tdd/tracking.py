@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_tdd import _runtime
+from otel_tdd.metrics import catalog
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import StructuredLogger
@@ -105,8 +106,6 @@ class _Tracker:
             if error is not None:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            from otel_tdd.metrics import catalog
-
             catalog.operation_duration.record(elapsed_ns / 1e9, self.attributes)
             duration_ms = elapsed_ns / 1e6
             performance = {"operation": self.name, "duration_ms": round(duration_ms, 3)}
@@ -136,7 +135,6 @@ class _Tracker:
 
     def _threshold_exceeded(self, span: Span, performance: dict[str, Any]) -> None:
         from otel_tdd.alerting import on_threshold_exceeded
-        from otel_tdd.metrics import catalog
 
         performance["alert_threshold_ms"] = self.threshold_ms
         span.add_event("performance.threshold_exceeded", dict(performance))
