@@ -1,0 +1,1084 @@
+"""``otel-tdd stack up | down | status | logs``: the stack as local processes.
+
+The Collector (our build), Prometheus and Alertmanager (Debian's packages) run
+from the same files that drive ``docker compose`` (``collector/config.yaml``,
+``compose/prometheus``, ``compose/alertmanager``), rendered for loopback ports
+into a state directory:
+
+    <state dir>/               default ./.otel-tdd/stack, or $OTEL_TDD_STACK_DIR
+      state.json               pids, command lines and ports of what `up` started
+      logs/<component>.log     each component's stdout and stderr
+      collector/config.yaml    the Collector config (ports come from OTELCOL_* env)
+      collector/data/          traces.jsonl, logs.jsonl, metrics.jsonl
+      prometheus/prometheus.yml, rules/, data/
+      alertmanager/alertmanager.yml, secrets/, data/
+
+``down`` signals a pid only while it still runs the exact command line ``up``
+recorded (which names files in this directory), so a stale ``state.json`` whose
+pid now belongs to something else never kills it. The tests use the same code
+through :class:`LocalStack`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from otel_tdd.stack import process
+from otel_tdd.stack.collector import (
+    CollectorBuildError,
+    collector_binary,
+    collector_env,
+    find_config,
+)
+
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_PORTS",
+    "ComponentStatus",
+    "LocalStack",
+    "Receivers",
+    "StackConfig",
+    "StackError",
+    "cli",
+    "find_compose_dir",
+    "render_alertmanager_config",
+    "render_prometheus_config",
+]
+
+COMPONENTS: tuple[str, ...] = ("collector", "prometheus", "alertmanager")
+# Prometheus last up and first down: it scrapes the Collector and alerts into
+# Alertmanager, so neither is missing while it runs.
+_START_ORDER = ("collector", "alertmanager", "prometheus")
+_STOP_ORDER = tuple(reversed(_START_ORDER))
+
+# The standard ports (the same as compose publishes); --free-ports picks others.
+DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
+    "collector": {
+        "otlp_grpc": 4317,
+        "otlp_http": 4318,
+        "prometheus_exporter": 8889,
+        "telemetry": 8888,
+        "health": 13133,
+    },
+    "prometheus": {"web": 9090},
+    "alertmanager": {"web": 9093},
+}
+
+ENV_DIR = "OTEL_TDD_STACK_DIR"
+ENV_APP_TARGET = "OTEL_TDD_STACK_APP_TARGET"
+ENV_SECRETS_DIR = "OTEL_TDD_STACK_SECRETS_DIR"
+ENV_WEBHOOK_URL = "OTEL_TDD_STACK_WEBHOOK_URL"
+ENV_SLACK_API_URL = "OTEL_TDD_STACK_SLACK_API_URL"
+ENV_SMTP_SMARTHOST = "OTEL_TDD_STACK_SMTP_SMARTHOST"
+ENV_PROMETHEUS_BIN = "OTEL_TDD_PROMETHEUS_BIN"
+ENV_ALERTMANAGER_BIN = "OTEL_TDD_ALERTMANAGER_BIN"
+
+# Our knobs for the stack, shown by `otel-tdd stack --help` and docs/local-stack.md.
+STACK_KNOBS: Mapping[str, str] = {
+    ENV_DIR: "state directory (default: ./.otel-tdd/stack)",
+    ENV_APP_TARGET: "HOST:PORT of the app's ops /metrics for the `app` scrape job (default: none)",
+    ENV_SECRETS_DIR: "directory with real Alertmanager secret files (default: placeholders)",
+    ENV_WEBHOOK_URL: "URL for every webhook receiver (default: http://127.0.0.1:5001/alertmanager)",
+    ENV_SLACK_API_URL: "Slack webhook URL for the slack receivers (default: a placeholder)",
+    ENV_SMTP_SMARTHOST: "HOST:PORT of the SMTP relay; set means plain SMTP, no STARTTLS",
+    ENV_PROMETHEUS_BIN: "the prometheus binary (default: `prometheus` on PATH)",
+    ENV_ALERTMANAGER_BIN: "the Alertmanager binary (default: `prometheus-alertmanager`, "
+    "`alertmanager` on PATH)",
+    "OTELCOL_BIN": "the Collector binary (default: the `otel-tdd collector build` cache)",
+}
+
+STATE_VERSION = 1
+_SECRETS_PREFIX = "/etc/alertmanager/secrets/"
+# Where compose's webhook receiver points (the Docker host); locally that is loopback.
+_DOCKER_HOST = "host.docker.internal"
+_PLACEHOLDER_SECRETS: Mapping[str, str] = {
+    # .invalid never resolves (RFC 2606): a notification fails visibly in the log.
+    "slack_webhook_url": "https://hooks.slack.invalid/otel-tdd-placeholder",
+    "smtp_password": "otel-tdd-placeholder-not-a-password",
+    "webhook_token": "otel-tdd-placeholder-token",
+}
+_INSTALL_HINTS: Mapping[str, str] = {
+    "prometheus": f"apt-get install prometheus (Debian/Ubuntu), or set {ENV_PROMETHEUS_BIN}",
+    "alertmanager": "apt-get install prometheus-alertmanager (Debian/Ubuntu), "
+    f"or set {ENV_ALERTMANAGER_BIN}",
+}
+_BINARY_NAMES: Mapping[str, tuple[str, ...]] = {
+    "prometheus": ("prometheus",),
+    "alertmanager": ("prometheus-alertmanager", "alertmanager"),
+}
+
+Progress = Callable[[str], None]
+
+
+class StackError(Exception):
+    """The stack cannot do what was asked; the message names the component and what to do."""
+
+    def __init__(self, message: str, component: str | None = None) -> None:
+        self.component = component
+        super().__init__(f"{component}: {message}" if component else message)
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receivers:
+    """Where Alertmanager's receivers send, locally (compose's values otherwise).
+
+    ``webhook_url`` replaces the URL of every webhook receiver; ``slack_api_url``
+    becomes the content of the ``slack_webhook_url`` secret file; ``smtp_smarthost``
+    replaces the global relay and, unless ``smtp_require_tls`` says otherwise,
+    turns STARTTLS off (a local sink speaks plain SMTP).
+    """
+
+    webhook_url: str | None = None
+    slack_api_url: str | None = None
+    smtp_smarthost: str | None = None
+    smtp_require_tls: bool | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Receivers:
+        env = os.environ if environ is None else environ
+        return cls(
+            webhook_url=env.get(ENV_WEBHOOK_URL) or None,
+            slack_api_url=env.get(ENV_SLACK_API_URL) or None,
+            smtp_smarthost=env.get(ENV_SMTP_SMARTHOST) or None,
+        )
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything ``up`` needs to know; :meth:`from_env` fills it as the CLI does."""
+
+    state_dir: Path
+    components: tuple[str, ...] = COMPONENTS
+    free_ports: bool = False
+    # "component.port" -> number, e.g. {"prometheus.web": 19090}; beats defaults and free ports.
+    ports: Mapping[str, int] = field(default_factory=dict)
+    app_target: str | None = None
+    receivers: Receivers = field(default_factory=Receivers)
+    secrets_dir: Path | None = None
+    collector_config: Path | None = None
+    start_timeout: float = 60.0
+    stop_timeout: float = 15.0
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.components if c not in COMPONENTS]
+        if unknown or not self.components:
+            raise StackError(
+                f"unknown component(s) {unknown or self.components!r}; "
+                f"choose from {', '.join(COMPONENTS)}"
+            )
+        for key, port in self.ports.items():
+            component, _, name = key.partition(".")
+            if name not in DEFAULT_PORTS.get(component, {}):
+                known = [f"{c}.{p}" for c, ports in DEFAULT_PORTS.items() for p in ports]
+                raise StackError(f"unknown port {key!r}; known: {', '.join(known)}")
+            if not 0 < port < 65536:
+                raise StackError(f"port {key}={port} is out of range")
+
+    @classmethod
+    def from_env(
+        cls,
+        state_dir: Path | str | None = None,
+        environ: Mapping[str, str] | None = None,
+        **kw: Any,
+    ) -> StackConfig:
+        env = os.environ if environ is None else environ
+        kw.setdefault("app_target", env.get(ENV_APP_TARGET) or None)
+        kw.setdefault("receivers", Receivers.from_env(env))
+        secrets = env.get(ENV_SECRETS_DIR)
+        kw.setdefault("secrets_dir", Path(secrets) if secrets else None)
+        return cls(state_dir=default_state_dir(state_dir, env), **kw)
+
+
+def default_state_dir(
+    state_dir: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """``state_dir``, else ``$OTEL_TDD_STACK_DIR``, else ``./.otel-tdd/stack``; absolute."""
+    env = os.environ if environ is None else environ
+    chosen = state_dir or env.get(ENV_DIR) or Path(".otel-tdd") / "stack"
+    return Path(chosen).expanduser().resolve()
+
+
+def find_compose_dir() -> Path:
+    """``compose/``: the checkout's top-level folder, else the wheel's copy."""
+    package_dir = Path(__file__).resolve().parent.parent
+    checkout = package_dir.parent
+    candidates = [checkout / "compose", package_dir / "_assets" / "compose"]
+    if not (checkout / "pyproject.toml").is_file():
+        candidates.pop(0)
+    for candidate in candidates:
+        if (candidate / "prometheus" / "prometheus.yml").is_file():
+            return candidate
+    raise StackError(
+        "cannot find the compose/ folder (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + "); reinstall otel-tdd or run from a checkout"
+    )
+
+
+# --- rendering the compose files for loopback ------------------------------------------
+
+
+def _loopback(port: int) -> str:
+    return f"{process.LOOPBACK}:{port}"
+
+
+def render_prometheus_config(
+    source: Mapping[str, Any],
+    ports: Mapping[str, Mapping[str, int]],
+    *,
+    app_target: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """compose's prometheus.yml with each job's target moved to its local port.
+
+    Jobs are found by ``job_name`` (an interface, see compose/prometheus/prometheus.yml).
+    A job whose component does not run here (node-exporter, alertmanager without
+    Alertmanager, app without ``app_target``) is dropped. Returns the config and
+    the names of the dropped jobs.
+    """
+    config: dict[str, Any] = json.loads(json.dumps(source))  # deep copy, plain types
+    targets: dict[str, str] = {}
+    if "collector" in ports:
+        targets["otel-collector"] = _loopback(ports["collector"]["prometheus_exporter"])
+        targets["otel-collector-internal"] = _loopback(ports["collector"]["telemetry"])
+    if "prometheus" in ports:
+        targets["prometheus"] = _loopback(ports["prometheus"]["web"])
+    if "alertmanager" in ports:
+        targets["alertmanager"] = _loopback(ports["alertmanager"]["web"])
+    if app_target:
+        targets["app"] = app_target
+
+    kept, dropped = [], []
+    for job in config.get("scrape_configs") or []:
+        target = targets.get(job.get("job_name", ""))
+        if target is None:
+            dropped.append(str(job.get("job_name")))
+            continue
+        job.pop("file_sd_configs", None)
+        job.pop("dns_sd_configs", None)
+        job["static_configs"] = [{"targets": [target]}]
+        kept.append(job)
+    config["scrape_configs"] = kept
+
+    if "alertmanager" in ports:
+        config["alerting"] = {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [_loopback(ports["alertmanager"]["web"])]}]}
+            ]
+        }
+    else:
+        config.pop("alerting", None)
+    return config, dropped
+
+
+def _walk_strings(node: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(node, dict):
+        return {key: _walk_strings(value, change) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_walk_strings(value, change) for value in node]
+    if isinstance(node, str):
+        return change(node)
+    return node
+
+
+def render_alertmanager_config(
+    source: Mapping[str, Any], secrets_dir: Path, receivers: Receivers | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """compose's alertmanager.yml with secret paths moved into ``secrets_dir``.
+
+    Returns the config and the secret file names it reads (``smtp_password``...).
+    Webhook URLs aimed at the Docker host point at loopback instead, unless
+    ``receivers`` gives the URLs outright.
+    """
+    receivers = receivers or Receivers()
+    secret_names: list[str] = []
+
+    def relocate(value: str) -> str:
+        if value.startswith(_SECRETS_PREFIX):
+            name = value[len(_SECRETS_PREFIX) :]
+            secret_names.append(name)
+            return str(secrets_dir / name)
+        return value
+
+    config: dict[str, Any] = _walk_strings(json.loads(json.dumps(source)), relocate)
+    for receiver in config.get("receivers") or []:
+        for webhook in receiver.get("webhook_configs") or []:
+            if receivers.webhook_url:
+                webhook["url"] = receivers.webhook_url
+            elif "url" in webhook:
+                webhook["url"] = str(webhook["url"]).replace(_DOCKER_HOST, process.LOOPBACK)
+    if receivers.smtp_smarthost:
+        global_section = config.setdefault("global", {})
+        global_section["smtp_smarthost"] = receivers.smtp_smarthost
+        global_section["smtp_require_tls"] = (
+            False if receivers.smtp_require_tls is None else receivers.smtp_require_tls
+        )
+    elif receivers.smtp_require_tls is not None:
+        config.setdefault("global", {})["smtp_require_tls"] = receivers.smtp_require_tls
+    return config, sorted(set(secret_names))
+
+
+class _Dumper(yaml.SafeDumper):
+    """Keeps templates readable: multi-line strings as ``|`` blocks, no line folding."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _write_yaml(path: Path, data: Mapping[str, Any], source: Path) -> None:
+    header = (
+        f"# Rendered by `otel-tdd stack up` from {source}.\n"
+        "# Edit the source, not this file: the next `up` rewrites it.\n"
+    )
+    text = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, width=1_000_000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + text, encoding="utf-8")
+
+
+def _write_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value)
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Proc:
+    pid: int
+    argv: list[str]
+    started_at: str
+
+
+@dataclass
+class _State:
+    ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    processes: dict[str, _Proc] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "ports": self.ports,
+            "processes": {name: asdict(proc) for name, proc in self.processes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _State:
+        return cls(
+            ports={c: {k: int(v) for k, v in p.items()} for c, p in data.get("ports", {}).items()},
+            processes={
+                name: _Proc(int(p["pid"]), [str(a) for a in p["argv"]], str(p.get("started_at")))
+                for name, p in data.get("processes", {}).items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One row of ``stack status``."""
+
+    name: str
+    pid: int | None
+    state: str  # "running", "stopped", or "stale" (pid file points at a process not ours)
+    healthy: bool
+    url: str | None
+    log: Path
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _describe(pid: int) -> str:
+    """Why a recorded pid is not one of ours any more, for a progress line."""
+    cmdline = process.read_cmdline(pid)
+    if cmdline is None:
+        return f"not running (recorded pid {pid} is gone)"
+    return f"stale pid file: pid {pid} now runs {' '.join(cmdline)[:80]!r}, not ours; left alone"
+
+
+# --- the stack ------------------------------------------------------------------------------
+
+
+class LocalStack:
+    """Start, watch and stop the Collector, Prometheus and Alertmanager as local processes.
+
+    ``LocalStack(tmp, free_ports=True)`` is what the tests use; as a context manager
+    it is up inside the ``with`` and down after it, whatever happens.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        *,
+        free_ports: bool = False,
+        components: Sequence[str] = COMPONENTS,
+        progress: Progress | None = None,
+        config: StackConfig | None = None,
+        **options: Any,
+    ) -> None:
+        if config is None:
+            config = StackConfig(
+                state_dir=default_state_dir(state_dir),
+                components=tuple(components),
+                free_ports=free_ports,
+                **options,
+            )
+        self.config = config
+        self._progress: Progress = progress or (lambda _line: None)
+        self._state = self._load()
+
+    # -- paths
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.state_dir
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def log_path(self, component: str) -> Path:
+        return self.state_dir / "logs" / f"{component}.log"
+
+    @property
+    def file_dir(self) -> Path:
+        """Where the Collector's file exporter writes traces/logs/metrics.jsonl."""
+        return self.state_dir / "collector" / "data"
+
+    def config_path(self, component: str) -> Path:
+        names = {"collector": "config.yaml", "prometheus": "prometheus.yml"}
+        return self.state_dir / component / names.get(component, f"{component}.yml")
+
+    # -- endpoints (known once up, or from a state.json left by an earlier `up`)
+
+    def _port(self, component: str, name: str) -> int:
+        try:
+            return self._state.ports[component][name]
+        except KeyError:
+            raise StackError(
+                f"no {name} port known: the stack in {self.state_dir} is not up", component
+            ) from None
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return f"http://{_loopback(self._port('collector', 'otlp_grpc'))}"
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://{_loopback(self._port('collector', 'otlp_http'))}"
+
+    @property
+    def collector_metrics_url(self) -> str:
+        """The Collector's prometheus exporter (app metrics, span metrics)."""
+        return f"http://{_loopback(self._port('collector', 'prometheus_exporter'))}/metrics"
+
+    @property
+    def collector_telemetry_url(self) -> str:
+        """The Collector's own metrics (otelcol_*)."""
+        return f"http://{_loopback(self._port('collector', 'telemetry'))}/metrics"
+
+    @property
+    def collector_health_url(self) -> str:
+        return f"http://{_loopback(self._port('collector', 'health'))}/"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{_loopback(self._port('prometheus', 'web'))}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{_loopback(self._port('alertmanager', 'web'))}"
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Every endpoint of the components that have ports, by name."""
+        urls: dict[str, str] = {}
+        if "collector" in self._state.ports:
+            urls.update(
+                otlp_grpc=self.otlp_grpc_endpoint,
+                otlp_http=self.otlp_http_endpoint,
+                collector_metrics=self.collector_metrics_url,
+                collector_telemetry=self.collector_telemetry_url,
+                collector_health=self.collector_health_url,
+            )
+        if "prometheus" in self._state.ports:
+            urls["prometheus"] = self.prometheus_url
+        if "alertmanager" in self._state.ports:
+            urls["alertmanager"] = self.alertmanager_url
+        return urls
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc in self._state.processes.items()}
+
+    def _ready_url(self, component: str) -> str:
+        if component == "collector":
+            return self.collector_health_url
+        base = self.prometheus_url if component == "prometheus" else self.alertmanager_url
+        return f"{base}/-/ready"
+
+    def _main_url(self, component: str) -> str:
+        if component == "collector":
+            return self.otlp_http_endpoint
+        return self.prometheus_url if component == "prometheus" else self.alertmanager_url
+
+    # -- state file
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One `up`/`down` at a time per state dir (two shells, two test workers)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        import fcntl
+
+        with (self.state_dir / ".lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self._state = self._load()
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _load(self) -> _State:
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+            return _State.from_json(data)
+        except FileNotFoundError:
+            return _State()
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StackError(
+                f"{self.state_file} is unreadable ({exc}); stop the processes it named "
+                "yourself if any still run, then delete it"
+            ) from exc
+
+    def _save(self) -> None:
+        if not self._state.processes:
+            self.state_file.unlink(missing_ok=True)
+            return
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._state.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.state_file)
+
+    def _is_ours(self, component: str) -> bool:
+        proc = self._state.processes.get(component)
+        return proc is not None and process.is_ours(proc.pid, proc.argv)
+
+    # -- up
+
+    def up(self) -> list[ComponentStatus]:
+        """Start what is not running yet, wait until each is ready; idempotent."""
+        started_at = time.monotonic()
+        with self._locked():
+            wanted = list(self.config.components)
+            running = [c for c in wanted if self._is_ours(c)]
+            for component in list(self._state.processes):
+                if not self._is_ours(component):
+                    stale = self._state.processes.pop(component)
+                    then = "starting a new one" if component in wanted else "forgetting it"
+                    self._progress(f"{component:<13} {_describe(stale.pid)}; {then}")
+            if not any(self._is_ours(c) for c in self._state.processes):
+                self._state.ports = {}  # nothing of ours runs: ports are free to choose again
+            self._save()
+            to_start = [c for c in _START_ORDER if c in wanted and c not in running]
+            for component in running:
+                self._wait_ready_running(component)
+            if not to_start:
+                self._progress(f"stack already up in {self.state_dir}")
+                self._save()
+                return self.status()
+            try:
+                binaries = self._find_binaries(to_start)
+                self._assign_ports(to_start)
+                self._check_ports(to_start)
+                self._start_and_wait(to_start, binaries)
+            except BaseException:
+                self._state = self._load()  # forget the ports of what did not start
+                raise
+            self._progress(f"stack up in {time.monotonic() - started_at:.1f}s ({self.state_dir})")
+        return self.status()
+
+    def _wait_ready_running(self, component: str) -> None:
+        proc = self._state.processes[component]
+        url = self._ready_url(component)
+        if not process.wait_until(
+            lambda: process.http_ok(url), timeout=self.config.start_timeout, interval=0.2
+        ):
+            raise StackError(
+                f"running (pid {proc.pid}) but not ready at {url}; see "
+                f"`otel-tdd stack logs {component}`, or `otel-tdd stack down` and up again",
+                component,
+            )
+        self._progress(f"{component:<13} already running (pid {proc.pid})")
+
+    def _find_binaries(self, components: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for component in components:
+            if component == "collector":
+                try:
+                    found[component] = str(collector_binary())
+                except CollectorBuildError as exc:
+                    missing.append(f"collector: {exc}")
+                continue
+            env_name = ENV_PROMETHEUS_BIN if component == "prometheus" else ENV_ALERTMANAGER_BIN
+            override = os.environ.get(env_name)
+            if override:
+                path = shutil.which(override)
+                if path is None:
+                    missing.append(
+                        f"{component}: {env_name}={override} is not an executable; "
+                        f"install with: {_INSTALL_HINTS[component]}"
+                    )
+                else:
+                    found[component] = path
+                continue
+            candidates = _BINARY_NAMES[component]
+            path = next((p for p in map(shutil.which, candidates) if p), None)
+            if path is None:
+                names = " or ".join(f"`{n}`" for n in candidates)
+                missing.append(
+                    f"{component}: {names} not found on PATH; install with: "
+                    f"{_INSTALL_HINTS[component]}"
+                )
+            else:
+                found[component] = path
+        if missing:
+            raise StackError("cannot start the stack, missing binaries:\n  " + "\n  ".join(missing))
+        return found
+
+    def _assign_ports(self, components: Sequence[str]) -> None:
+        needed = [(c, name) for c in components for name in DEFAULT_PORTS[c]]
+        picked = iter(process.free_ports(len(needed)) if self.config.free_ports else [])
+        for component, name in needed:
+            override = self.config.ports.get(f"{component}.{name}")
+            if override is not None:
+                port = override
+            elif self.config.free_ports:
+                port = next(picked)
+            else:
+                port = DEFAULT_PORTS[component][name]
+            self._state.ports.setdefault(component, {})[name] = port
+
+    def _check_ports(self, components: Sequence[str]) -> None:
+        seen: dict[int, str] = {}
+        for component in components:
+            for name, port in self._state.ports[component].items():
+                label = f"{component} {name} port {port}"
+                if port in seen:
+                    raise StackError(f"{name} port {port} is also given to {seen[port]}", component)
+                seen[port] = label
+                if not process.port_is_free(port):
+                    raise StackError(
+                        f"{name} port {_loopback(port)} is in use by another process; "
+                        "free it, run `otel-tdd stack down` if it is an earlier stack, "
+                        "or use --free-ports / --port "
+                        f"{component}.{name}=N",
+                        component,
+                    )
+
+    def _prepare(self, component: str, binary: str) -> tuple[list[str], dict[str, str] | None]:
+        """Render the component's files; return its argv and environment."""
+        ports = self._state.ports[component]
+        home = self.state_dir / component
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        config_path = self.config_path(component)
+        if component == "collector":
+            source = self.config.collector_config or find_config()
+            shutil.copyfile(source, config_path)
+            env_vars = {
+                "OTELCOL_OTLP_GRPC_ENDPOINT": _loopback(ports["otlp_grpc"]),
+                "OTELCOL_OTLP_HTTP_ENDPOINT": _loopback(ports["otlp_http"]),
+                "OTELCOL_PROMETHEUS_ENDPOINT": _loopback(ports["prometheus_exporter"]),
+                "OTELCOL_HEALTH_ENDPOINT": _loopback(ports["health"]),
+                "OTELCOL_TELEMETRY_HOST": process.LOOPBACK,
+                "OTELCOL_TELEMETRY_PORT": str(ports["telemetry"]),
+                "OTELCOL_FILE_DIR": str(self.file_dir),
+            }
+            (home / "env").write_text(
+                "".join(f"{k}={v}\n" for k, v in env_vars.items()), encoding="utf-8"
+            )
+            return [binary, f"--config={config_path}"], collector_env(env_vars)
+        compose = find_compose_dir()
+        if component == "prometheus":
+            source = compose / "prometheus" / "prometheus.yml"
+            rendered, dropped = render_prometheus_config(
+                yaml.safe_load(source.read_text(encoding="utf-8")),
+                {c: p for c, p in self._state.ports.items() if c in self.config.components},
+                app_target=self.config.app_target,
+            )
+            _write_yaml(config_path, rendered, source)
+            rules = home / "rules"
+            shutil.rmtree(rules, ignore_errors=True)
+            shutil.copytree(compose / "prometheus" / "rules", rules)
+            if dropped:
+                self._progress(
+                    f"{'prometheus':<13} scrape jobs not run locally: {', '.join(dropped)}"
+                )
+            return [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address={_loopback(ports['web'])}",
+                "--web.enable-lifecycle",
+            ], None
+        source = compose / "alertmanager" / "alertmanager.yml"
+        secrets_dir = self.config.secrets_dir or home / "secrets"
+        rendered, secret_names = render_alertmanager_config(
+            yaml.safe_load(source.read_text(encoding="utf-8")), secrets_dir, self.config.receivers
+        )
+        self._write_secrets(secrets_dir, secret_names)
+        _write_yaml(config_path, rendered, source)
+        return [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.path={home / 'data'}",
+            f"--web.listen-address={_loopback(ports['web'])}",
+            "--cluster.listen-address=",
+        ], None
+
+    def _write_secrets(self, secrets_dir: Path, names: Sequence[str]) -> None:
+        if self.config.secrets_dir is not None:  # the user's own files: read, never written
+            missing = [n for n in names if not (secrets_dir / n).is_file()]
+            if missing:
+                raise StackError(
+                    f"secrets dir {secrets_dir} lacks {', '.join(missing)} "
+                    "(one file per secret alertmanager.yml reads)",
+                    "alertmanager",
+                )
+            return
+        for name in names:
+            value = _PLACEHOLDER_SECRETS.get(name, f"otel-tdd-placeholder-{name}")
+            if name == "slack_webhook_url" and self.config.receivers.slack_api_url:
+                value = self.config.receivers.slack_api_url
+            _write_secret(secrets_dir / name, value)
+
+    def _start_and_wait(self, components: Sequence[str], binaries: Mapping[str, str]) -> None:
+        started: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for component in components:
+                argv, env = self._prepare(component, binaries[component])
+                proc = process.start(
+                    argv, log_path=self.log_path(component), env=env, cwd=self.state_dir / component
+                )
+                started[component] = proc
+                self._state.processes[component] = _Proc(proc.pid, argv, _now())
+                self._save()  # before waiting: a crash of this command must not orphan it
+            t0 = time.monotonic()
+            for component, proc in started.items():
+                self._await_ready(component, proc)
+                self._progress(
+                    f"{component:<13} ready in {time.monotonic() - t0:.1f}s "
+                    f"(pid {proc.pid}) {self._main_url(component)}"
+                )
+        except BaseException:
+            for component in reversed(list(started)):
+                proc_info = self._state.processes.pop(component)
+                process.stop(proc_info.pid, proc_info.argv, timeout=self.config.stop_timeout)
+            self._save()
+            raise
+        self._save()
+
+    def _await_ready(self, component: str, proc: subprocess.Popen[bytes]) -> None:
+        url = self._ready_url(component)
+        if not process.wait_until(
+            lambda: process.http_ok(url),
+            timeout=self.config.start_timeout,
+            alive=lambda: proc.poll() is None,
+        ):
+            raise StackError(self._start_failure(component, proc, url), component)
+
+    def _start_failure(self, component: str, proc: subprocess.Popen[bytes], url: str) -> str:
+        log = self.log_path(component)
+        code = proc.poll()
+        what = (
+            f"exited with code {code} while starting"
+            if code is not None
+            else f"not ready at {url} after {self.config.start_timeout:.0f}s"
+        )
+        time.sleep(0.1)  # let the last log line land
+        return f"{what}; last lines of {log}:\n{process.tail(log, 20).rstrip()}"
+
+    # -- down
+
+    def down(self) -> list[tuple[str, process.StopResult, int]]:
+        """Stop what ``up`` started, by pid, newest first; never a process that is not ours."""
+        results: list[tuple[str, process.StopResult, int]] = []
+        with self._locked():
+            order = [c for c in _STOP_ORDER if c in self._state.processes]
+            for component in order:
+                proc = self._state.processes[component]
+                result = process.stop(proc.pid, proc.argv, timeout=self.config.stop_timeout)
+                results.append((component, result, proc.pid))
+                if result is process.StopResult.NOT_OURS:
+                    message = _describe(proc.pid)
+                else:
+                    message = f"{result.value} (pid {proc.pid})"
+                self._progress(f"{component:<13} {message}")
+                del self._state.processes[component]
+                self._save()
+            if not order:
+                self._progress(f"nothing to stop in {self.state_dir}")
+            self._state.ports = {}
+            self._save()
+        return results
+
+    # -- status
+
+    def status(self) -> list[ComponentStatus]:
+        """Each component's pid, whether it is ours and running, and whether it is ready."""
+        if not self.state_file.exists():
+            self._state = _State()
+        else:
+            self._state = self._load()
+        rows = []
+        names = [c for c in COMPONENTS if c in self._state.processes or c in self.config.components]
+        for component in names:
+            proc = self._state.processes.get(component)
+            url = self._main_url(component) if component in self._state.ports else None
+            if proc is None:
+                rows.append(
+                    ComponentStatus(
+                        component, None, "stopped", False, url, self.log_path(component)
+                    )
+                )
+                continue
+            if self._is_ours(component):
+                healthy = process.http_ok(self._ready_url(component))
+                state = "running"
+            else:
+                healthy = False
+                state = "stale" if process.is_running(proc.pid) else "stopped"
+            rows.append(
+                ComponentStatus(component, proc.pid, state, healthy, url, self.log_path(component))
+            )
+        return rows
+
+    # -- Prometheus
+
+    def query(self, promql: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Run an instant query on the stack's Prometheus; return its result list.
+
+        Each item is ``{"metric": {labels}, "value": [ts, "string number"]}`` for a
+        vector. A query Prometheus rejects raises StackError with its error.
+        """
+        url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            body = json.loads(exc.read() or b"{}")
+        if body.get("status") != "success":
+            raise StackError(
+                f"query {promql!r} failed: {body.get('errorType')}: {body.get('error')}",
+                "prometheus",
+            )
+        result = body["data"]["result"]
+        if body["data"].get("resultType") in ("scalar", "string"):
+            return [{"metric": {}, "value": result}]
+        return list(result)
+
+    # -- context manager
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
+
+    def __repr__(self) -> str:
+        return f"LocalStack({str(self.state_dir)!r}, components={self.config.components!r})"
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _epilog() -> str:
+    lines = ["environment:"]
+    lines += [f"  {name:<32} {help_text}" for name, help_text in STACK_KNOBS.items()]
+    return "\n".join(lines)
+
+
+def _parse_port(text: str) -> tuple[str, int]:
+    key, sep, value = text.partition("=")
+    if not sep or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected COMPONENT.NAME=PORT, got {text!r}")
+    return key, int(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--dir", type=Path, help=f"state directory (default: ${ENV_DIR} or ./.otel-tdd/stack)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="otel-tdd stack",
+        description="Run the Collector, Prometheus and Alertmanager as local processes, "
+        "from collector/ and compose/, on 127.0.0.1.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", parents=[common], help="start the stack and wait until it is ready")
+    up.add_argument("--free-ports", action="store_true", help="pick free ports, not the standard")
+    up.add_argument(
+        "--components",
+        default=",".join(COMPONENTS),
+        help=f"comma-separated subset of {','.join(COMPONENTS)} (default: all)",
+    )
+    up.add_argument(
+        "--port",
+        action="append",
+        type=_parse_port,
+        default=[],
+        metavar="COMPONENT.NAME=PORT",
+        help="set one port, e.g. prometheus.web=19090 or collector.otlp_http=14318 (repeatable)",
+    )
+    up.add_argument("--app-target", help=f"HOST:PORT the `app` job scrapes (${ENV_APP_TARGET})")
+    up.add_argument(
+        "--secrets-dir", type=Path, help=f"Alertmanager secret files (${ENV_SECRETS_DIR})"
+    )
+    up.add_argument("--collector-config", type=Path, help="default: collector/config.yaml")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per component")
+    sub.add_parser("down", parents=[common], help="stop what `up` started")
+    status = sub.add_parser("status", parents=[common], help="pid, health and URL per component")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    logs = sub.add_parser("logs", parents=[common], help="show a component's log")
+    logs.add_argument("component", choices=COMPONENTS)
+    logs.add_argument("-n", "--lines", type=int, default=50, help="last N lines (default 50)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    return parser
+
+
+def _print_urls(stack: LocalStack) -> None:
+    urls = stack.urls
+    labels = {
+        "otlp_grpc": "OTLP gRPC",
+        "otlp_http": "OTLP HTTP",
+        "collector_metrics": "Collector /metrics (app + span metrics)",
+        "collector_telemetry": "Collector self-metrics",
+        "collector_health": "Collector health",
+        "prometheus": "Prometheus",
+        "alertmanager": "Alertmanager",
+    }
+    for key, url in urls.items():
+        _say(f"  {labels[key]:<40} {url}")
+    if "otlp_http" in urls:
+        _say(f"send telemetry with: export OTEL_EXPORTER_OTLP_ENDPOINT={urls['otlp_http']}")
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    config = StackConfig.from_env(
+        args.dir,
+        components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
+        free_ports=args.free_ports,
+        ports=dict(args.port),
+        collector_config=args.collector_config.resolve() if args.collector_config else None,
+        start_timeout=args.timeout,
+        **({"app_target": args.app_target} if args.app_target else {}),
+        **({"secrets_dir": args.secrets_dir.resolve()} if args.secrets_dir else {}),
+    )
+    stack = LocalStack(config=config, progress=_say)
+    stack.up()
+    _print_urls(stack)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    stack = LocalStack(args.dir)
+    rows = stack.status()
+    if args.json:
+        print(json.dumps([{**asdict(r), "log": str(r.log)} for r in rows], indent=2))
+    else:
+        print(f"{'COMPONENT':<13} {'PID':>7}  {'STATE':<8} {'HEALTH':<9} URL")
+        for row in rows:
+            health = "ready" if row.healthy else ("-" if row.state != "running" else "unready")
+            print(
+                f"{row.name:<13} {row.pid or '-':>7}  {row.state:<8} {health:<9} {row.url or '-'}"
+            )
+        print(f"state: {stack.state_dir}")
+    return 0 if rows and all(r.state == "running" and r.healthy for r in rows) else 1
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    log = LocalStack(args.dir).log_path(args.component)
+    if not log.exists():
+        print(f"otel-tdd stack: no log for {args.component} yet ({log})", file=sys.stderr)
+        return 1
+    sys.stdout.write(process.tail(log, args.lines))
+    sys.stdout.flush()
+    if not args.follow:
+        return 0
+    with log.open(encoding="utf-8", errors="replace") as fh:
+        fh.seek(0, os.SEEK_END)
+        try:
+            while True:
+                line = fh.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.25)
+        except KeyboardInterrupt:
+            return 0
+
+
+def cli(argv: list[str]) -> int:
+    """``otel-tdd stack up | down | status | logs``."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return _cmd_up(args)
+        if args.command == "down":
+            LocalStack(args.dir, progress=_say).down()
+            return 0
+        if args.command == "status":
+            return _cmd_status(args)
+        return _cmd_logs(args)
+    except StackError as exc:
+        print(f"otel-tdd stack: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli(sys.argv[1:]))
