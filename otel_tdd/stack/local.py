@@ -177,6 +177,9 @@ class StackConfig:
     receivers: Receivers = field(default_factory=Receivers)
     secrets_dir: Path | None = None
     collector_config: Path | None = None
+    # Prometheus rule files to load instead of compose/prometheus/rules (e.g. a copy
+    # with `for:` windows of seconds for an alerting test).
+    rules_dir: Path | None = None
     start_timeout: float = 60.0
     stop_timeout: float = 15.0
 
@@ -736,7 +739,7 @@ class LocalStack:
             _write_yaml(config_path, rendered, source)
             rules = home / "rules"
             shutil.rmtree(rules, ignore_errors=True)
-            shutil.copytree(compose / "prometheus" / "rules", rules)
+            shutil.copytree(self.config.rules_dir or compose / "prometheus" / "rules", rules)
             if dropped:
                 self._progress(
                     f"{'prometheus':<13} scrape jobs not run locally: {', '.join(dropped)}"
@@ -858,7 +861,10 @@ class LocalStack:
         else:
             self._state = self._load()
         rows = []
-        names = [c for c in COMPONENTS if c in self._state.processes or c in self.config.components]
+        # What this state dir runs (a collector-only stack lists only the collector).
+        names = [c for c in COMPONENTS if c in self._state.processes] or list(
+            self.config.components
+        )
         for component in names:
             proc = self._state.processes.get(component)
             url = self._main_url(component) if component in self._state.ports else None
@@ -979,6 +985,9 @@ def _parser() -> argparse.ArgumentParser:
         "--secrets-dir", type=Path, help=f"Alertmanager secret files (${ENV_SECRETS_DIR})"
     )
     up.add_argument("--collector-config", type=Path, help="default: collector/config.yaml")
+    up.add_argument(
+        "--rules-dir", type=Path, help="Prometheus rule files (default: compose/prometheus/rules)"
+    )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per component")
     sub.add_parser("down", parents=[common], help="stop what `up` started")
     status = sub.add_parser("status", parents=[common], help="pid, health and URL per component")
@@ -1014,6 +1023,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         free_ports=args.free_ports,
         ports=dict(args.port),
         collector_config=args.collector_config.resolve() if args.collector_config else None,
+        rules_dir=args.rules_dir.resolve() if args.rules_dir else None,
         start_timeout=args.timeout,
         **({"app_target": args.app_target} if args.app_target else {}),
         **({"secrets_dir": args.secrets_dir.resolve()} if args.secrets_dir else {}),
