@@ -1,8 +1,8 @@
 """Shared fixtures: the real Collector and the real local stack, on free 127.0.0.1 ports.
 
-* ``collector`` (per test): our Collector build, started through ``LocalStack``
-  with only the Collector; read what it wrote with ``spans()``, ``logs()`` and
-  ``metrics()``, poll with ``wait_for``.
+* ``collector`` (per test; ``module_collector`` per module): our Collector build,
+  started through ``LocalStack`` with only the Collector; read what it wrote with
+  ``spans()``, ``logs()`` and ``metrics()``, poll with ``wait_for``.
 * ``stack`` (per module): Collector, Prometheus and Alertmanager; ``query(promql)``
   asks Prometheus.
 
@@ -153,15 +153,25 @@ class StackUnderTest(LocalStack):
         )
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorUnderTest]:
-    """Our Collector on free 127.0.0.1 ports, its file output in ``file_dir``; one per test."""
-    stack = LocalStack(tmp_path / "collector-stack", free_ports=True, components=("collector",))
+def _collector_in(state_dir: Path) -> Iterator[CollectorUnderTest]:
+    stack = LocalStack(state_dir, free_ports=True, components=("collector",))
     _up_or_fail(stack)
     try:
         yield CollectorUnderTest(stack)
     finally:
         stack.down()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[CollectorUnderTest]:
+    """Our Collector on free 127.0.0.1 ports, its file output in ``file_dir``; one per test."""
+    yield from _collector_in(tmp_path / "collector-stack")
+
+
+@pytest.fixture(scope="module")
+def module_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorUnderTest]:
+    """The same as ``collector``, shared by a module: data sent once, checked many ways."""
+    yield from _collector_in(tmp_path_factory.mktemp("collector-stack"))
 
 
 @pytest.fixture(scope="module")
