@@ -234,15 +234,30 @@ def stop(pid: int, argv: Sequence[str], *, timeout: float = 15.0) -> StopResult:
     if not is_ours(pid, argv):
         return StopResult.NOT_OURS
     try:
-        os.kill(pid, signal.SIGTERM)
+        _signal(pid, signal.SIGTERM)
     except ProcessLookupError:
         return StopResult.NOT_RUNNING
     if _wait_gone(pid, timeout):
         return StopResult.STOPPED
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGKILL)
     _wait_gone(pid, 10.0)
     return StopResult.KILLED
+
+
+def _signal(pid: int, signum: int) -> None:
+    """Signal ``pid``'s whole process group when it leads its own (as :func:`start` makes
+    it), so a helper it spawned goes too; otherwise just ``pid``."""
+    try:
+        leads_group = os.getpgid(pid) == pid
+    except ProcessLookupError:
+        raise
+    except OSError:
+        leads_group = False
+    if leads_group:
+        os.killpg(pid, signum)
+    else:
+        os.kill(pid, signum)
 
 
 def running_children() -> list[int]:

@@ -304,3 +304,25 @@ def test_receiver_overrides_reach_the_running_alertmanager(state_dir: Path) -> N
     slack_secret = state_dir / "alertmanager" / "secrets" / "slack_webhook_url"
     assert slack_secret.read_text() == "http://127.0.0.1:5998/slack"
     stack.down()
+
+
+def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path) -> None:
+    argv = ["sh", "-c", "trap '' TERM; echo trapped; sleep 60 & wait; sleep 60"]
+    proc = process.start(argv, log_path=tmp_path / "stubborn.log")
+    assert process.wait_until(
+        lambda: "trapped" in process.tail(tmp_path / "stubborn.log"), timeout=5
+    )
+    assert process.stop(proc.pid, argv, timeout=0.5) is process.StopResult.KILLED
+    assert not process.is_running(proc.pid)
+    assert process.stop(proc.pid, argv) is process.StopResult.NOT_RUNNING
+
+    # The whole process group went, not only the pid: no orphaned `sleep 60`
+    # (once init has reaped it, the group no longer exists).
+    def group_gone() -> bool:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert process.wait_until(group_gone, timeout=5), "a child of the killed process survived"
