@@ -358,6 +358,10 @@ class HealthMonitor:
         """
         return copy.deepcopy(self._current_report(use_cache).body)
 
+    def refresh(self) -> None:
+        """Run the checks unless the cached report is fresh (updates the health gauges)."""
+        self._current_report()
+
     def _current_report(self, use_cache: bool = True) -> _Report:
         report = self._report
         if use_cache and report is not None and time.monotonic() - report.at < self.cache_ttl_s:

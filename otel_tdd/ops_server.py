@@ -115,6 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive: probes and scrapers reuse connections
     timeout = REQUEST_TIMEOUT_S
+    # Headers and body leave in one write (flushed after each request), and without Nagle:
+    # a small second write behind an unacknowledged first one waits for the peer's delayed
+    # ACK, 40 ms per request on Linux.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
 
     def version_string(self) -> str:
         return "otel-tdd-ops"  # no Python version on the wire
@@ -153,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
 
             # Refresh the health gauges (cached, so at most one run per TTL) so a
             # Prometheus scrape sees current tdd_health_check_status without a probe.
-            self._monitor().run_all_checks()
+            self._monitor().refresh()
             return HTTPStatus.OK, METRICS_CONTENT_TYPE, render_prometheus()
         probe = _PROBES.get(path)
         if probe is None:

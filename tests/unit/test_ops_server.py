@@ -199,9 +199,11 @@ def test_connections_beyond_the_limit_are_shed_with_503(otel_capture: Any) -> No
             assert b"503" in raw(running, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
         # The slot is released when the idle connection closes.
         deadline = time.monotonic() + 5
-        while get(running.url + "/health/live")[0] != 200 and time.monotonic() < deadline:
+        code = get(running.url + "/health/live")[0]
+        while code != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert get(running.url + "/health/live")[0] == 200
+            code = get(running.url + "/health/live")[0]
+        assert code == 200
 
 
 def test_a_port_in_use_is_a_clear_error_naming_the_port_and_the_knob(server: OpsServer) -> None:
