@@ -42,6 +42,9 @@ class Runtime:
     # Callables run by shutdown() before the providers flush (ops server, handlers).
     closers: list[Callable[[], None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    # True after shutdown(): records still print, nothing is exported, and first use does
+    # not configure again (a log line in a late `finally` must not revive exporters).
+    closed: bool = False
 
 
 RUNTIME: Runtime | None = None
@@ -49,7 +52,7 @@ _generation = 0
 
 
 def current() -> Runtime:
-    """The active runtime, configuring with defaults on first use."""
+    """The active runtime, configuring with defaults on first use (not after shutdown())."""
     runtime = RUNTIME
     if runtime is None:
         from otel_tdd.sdk import configure

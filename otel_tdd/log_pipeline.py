@@ -458,6 +458,11 @@ class LogPipeline:
         self.processors = tuple(processors)
         self._on_error = on_error
 
+    def without_export(self) -> LogPipeline:
+        """The same steps minus the hand-off to OTel: what records do after shutdown()."""
+        steps = [step for step in self.processors if not isinstance(step, EmitToOTel)]
+        return LogPipeline(steps, self._on_error)
+
     def __call__(self, name: str, level: int, event: EventDict) -> None:
         try:
             for processor in self.processors:

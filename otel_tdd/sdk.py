@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from opentelemetry import _logs, metrics, trace
@@ -236,7 +236,8 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
 
 
 def is_configured() -> bool:
-    return _runtime.RUNTIME is not None
+    runtime = _runtime.RUNTIME
+    return runtime is not None and not runtime.closed
 
 
 def configure(
@@ -254,7 +255,7 @@ def configure(
     hooks = _hooks or TestHooks()
     with _lock:
         existing = _runtime.RUNTIME
-        if existing is not None:
+        if existing is not None and not existing.closed:
             if settings == existing.settings and _hooks is None:
                 return existing
             raise ConfigError(
@@ -356,7 +357,7 @@ def _start_extensions(runtime: _runtime.Runtime) -> None:
 def force_flush(timeout_millis: int = 10_000) -> bool:
     """Export everything buffered now; True when every provider flushed in time."""
     runtime = _runtime.RUNTIME
-    if runtime is None:
+    if runtime is None or runtime.closed:
         return True
     results = [
         provider.force_flush(timeout_millis)
@@ -370,7 +371,7 @@ def shutdown(timeout_millis: int = 10_000) -> bool:
     """Flush and close the providers, remove our handler. Safe to call twice; True when clean."""
     with _lock:
         runtime = _runtime.RUNTIME
-        if runtime is None:
+        if runtime is None or runtime.closed:
             return True
         clean = True
         for closer in reversed(runtime.closers):
@@ -389,8 +390,30 @@ def shutdown(timeout_millis: int = 10_000) -> bool:
             except Exception as error:
                 clean = False
                 print(f"otel-tdd: provider shutdown failed: {error!r}", file=sys.stderr)
-        _runtime.install(None)
+        _runtime.install(_closed(runtime))
         return clean
+
+
+def _closed(runtime: _runtime.Runtime) -> _runtime.Runtime:
+    """What is left after shutdown(): JSON records still print; nothing exports or restarts."""
+    from otel_tdd.metrics import catalog
+
+    meter = metrics.NoOpMeter(INSTRUMENTATION_NAME)
+    catalog.bind(meter, runtime.settings.metric_cardinality_limit)
+    return replace(
+        runtime,
+        generation=_runtime.next_generation(),
+        tracer_provider=None,
+        meter_provider=None,
+        logger_provider=None,
+        tracer=trace.NoOpTracer(),
+        meter=meter,
+        logger_pipeline=runtime.logger_pipeline.without_export(),
+        stdlib_pipeline=runtime.stdlib_pipeline.without_export(),
+        closers=[],
+        extras={},
+        closed=True,
+    )
 
 
 def render_prometheus() -> bytes:

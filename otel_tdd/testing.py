@@ -31,7 +31,22 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_tdd import sdk
 
-__all__ = ["Capture", "capture_telemetry", "log_record_schema", "otel_capture", "validate_record"]
+__all__ = [
+    "Capture",
+    "capture_telemetry",
+    "log_record_schema",
+    "otel_capture",
+    "reset",
+    "validate_record",
+]
+
+
+def reset() -> None:
+    """Shut down and forget: the process is as if otel-tdd had never been configured."""
+    from otel_tdd import _runtime
+
+    sdk.shutdown()
+    _runtime.install(None)
 
 
 def log_record_schema() -> dict[str, Any]:

@@ -17,16 +17,16 @@ from otel_tdd import sdk
 from otel_tdd.config import ConfigError
 from otel_tdd.metrics import catalog
 from otel_tdd.structured_logging import StructuredLogger
-from otel_tdd.testing import capture_telemetry
+from otel_tdd.testing import capture_telemetry, reset
 
 
 @pytest.fixture(autouse=True)
 def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"):
         monkeypatch.delenv(name, raising=False)
-    otel_tdd.shutdown()
+    reset()
     yield
-    otel_tdd.shutdown()
+    reset()
 
 
 def test_configure_is_idempotent_and_thread_safe() -> None:
@@ -171,3 +171,17 @@ def test_first_use_configures_defaults(capsys: pytest.CaptureFixture[str]) -> No
     StructuredLogger("lazy").info("hello")
     assert otel_tdd.is_configured()
     assert json.loads(capsys.readouterr().out)["message"] == "hello"
+
+
+def test_records_after_shutdown_still_print_but_nothing_is_reconfigured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    otel_tdd.configure()
+    assert otel_tdd.shutdown() is True
+    capsys.readouterr()
+    StructuredLogger("late").info("in a finally block")
+    assert json.loads(capsys.readouterr().out)["message"] == "in a finally block"
+    assert not otel_tdd.is_configured()
+    with otel_tdd.correlation_context("u", "r"):
+        assert not trace.get_current_span().is_recording()
+    assert otel_tdd.configure(service_name="again").settings.service_name == "again"
