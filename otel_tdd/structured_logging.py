@@ -20,7 +20,6 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
 import wrapt
-from opentelemetry.context import get_current as get_current_context
 from opentelemetry.trace import Span
 
 from otel_tdd import _runtime
@@ -31,6 +30,7 @@ from otel_tdd.log_pipeline import (
     RateLimit,
     TraceIdSampler,
     format_timestamp,
+    get_current_context,
     rate_limit_scope,
 )
 
@@ -57,8 +57,16 @@ def _level_method(level: int) -> Callable[[StructuredLogger, str, Mapping[str, A
         runtime = _runtime.RUNTIME or _runtime.current()
         if not self._std.isEnabledFor(level):
             return
-        if level < logging.WARNING and not self._sampled_in(runtime):
-            return
+        if level < logging.WARNING:
+            if self._sampler_generation != runtime.generation:
+                self._refresh_sampler(runtime.settings.log_sample_rate, runtime.generation)
+            # Inlined cache hit of _sampled_in: one decision per attached context.
+            if self._sampler is not None:
+                cached_context, keep = self._last_decision
+                if cached_context is not get_current_context():
+                    keep = self._sampled_in(runtime)
+                if not keep:
+                    return
         self._write(runtime, level, message, data, None)
 
     method.__name__ = logging.getLevelName(level).lower()
@@ -254,6 +262,18 @@ class JsonLogHandler(logging.Handler):
 
     def __init__(self, level: int = logging.NOTSET) -> None:
         super().__init__(level)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As ``Handler.handle`` without the handler lock: every step of the pipeline is
+        thread-safe and the line is written with one call, so the lock would only serialise."""
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return False
+            if isinstance(result, logging.LogRecord):
+                record = result
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
