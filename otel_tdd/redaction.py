@@ -65,6 +65,7 @@ class Redactor:
         # Normalise separators so "api-key", "api_key" and "apiKey" all match "apikey".
         self._needles = tuple({k.replace("-", "").replace("_", "") for k in keys})
         self._secret_key: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
 
     def is_secret_key(self, key: object) -> bool:
         text = key if isinstance(key, str) else str(key)
@@ -78,10 +79,22 @@ class Redactor:
         return verdict
 
     def text(self, value: str) -> str:
-        """Mask card numbers in free text (messages, string values)."""
+        """Mask card numbers in free text (messages, string values).
+
+        Log messages repeat (a format string, a few argument values): short ones are
+        remembered, a dict lookup instead of a regex scan per record.
+        """
         if len(value) < 13:
             return value
-        return _CARD_RE.sub(_mask_card, value)
+        cached = self._texts.get(value)
+        if cached is not None:
+            return cached
+        masked = _CARD_RE.sub(_mask_card, value)
+        if len(value) <= 256:
+            if len(self._texts) >= _MAX_KEY_CACHE:
+                self._texts.clear()
+            self._texts[value] = masked
+        return masked
 
     def value(self, value: Any, depth: int = 0) -> Any:
         kind = type(value)

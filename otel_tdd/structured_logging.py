@@ -48,6 +48,9 @@ LEVEL_NAMES = {
 
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is data.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# A record made without extra= has exactly these many attributes; more means extra= keys
+# (or message/asctime set by another handler's formatter, which _RESERVED filters out).
+_PLAIN_RECORD_SIZE = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 
 def _level_method(level: int) -> Callable[[StructuredLogger, str, Mapping[str, Any] | None], None]:
@@ -281,8 +284,9 @@ class JsonLogHandler(logging.Handler):
         except Exception:  # a bad %-format in someone's log call must not crash the app
             message = f"{record.msg!r} % {record.args!r}"
         attributes = record.__dict__
-        extra_keys = attributes.keys() - _RESERVED  # set difference in C: usually empty
-        data = {key: attributes[key] for key in extra_keys} if extra_keys else {}
+        data: dict[str, Any] = {}
+        if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
+            data = {key: attributes[key] for key in attributes.keys() - _RESERVED}
         event: EventDict = {
             "timestamp": format_timestamp(record.created),
             "level": _level_name(record.levelno),
@@ -295,7 +299,7 @@ class JsonLogHandler(logging.Handler):
             event["exception"] = "".join(traceback.format_exception(*record.exc_info))
         elif record.exc_text:
             event["exception"] = record.exc_text
-        _runtime.current().stdlib_pipeline(record.name, record.levelno, event)
+        (_runtime.RUNTIME or _runtime.current()).stdlib_pipeline(record.name, record.levelno, event)
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib's name
         # The pipeline reports its own failures; stdlib's default prints a traceback per record.

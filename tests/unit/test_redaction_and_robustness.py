@@ -149,3 +149,20 @@ def test_otel_log_records_carry_the_trace_context() -> None:
         assert record.attributes["user_id"] == "u1"
     assert otel_records[0].attributes is not None
     assert otel_records[0].attributes["data"] == {"k": 1}
+
+
+def test_stdlib_extra_fields_become_data_even_a_single_one() -> None:
+    with capture_telemetry() as capture:
+        # Only our handler: no other formatter has touched the records first.
+        logger = logging.getLogger("only-ours")
+        logger.propagate = False
+        logger.handlers = [JsonLogHandler()]
+        try:
+            logger.warning("one extra", extra={"k": "v"})
+            logger.warning("no extra")
+            logger.warning("a secret", extra={"api_key": "abc123"})
+        finally:
+            logger.handlers = []
+            logger.propagate = True
+        records = capture.records()
+    assert [r["data"] for r in records] == [{"k": "v"}, {}, {"api_key": REDACTED}]
