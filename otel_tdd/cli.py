@@ -12,7 +12,6 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from otel_tdd.config import KNOBS
 from otel_tdd.version import __version__
 
 __all__ = ["main"]
@@ -27,6 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def _epilog() -> str:
+    from otel_tdd.config import KNOBS  # here, not at the top: `otel-tdd run` never needs it
+
     lines = ["otel-tdd's own settings (standard OTEL_* variables work as the SDK documents):"]
     lines += [f"  {name:<36} {help_text}" for name, help_text in KNOBS.items()]
     return "\n".join(lines)
