@@ -1,0 +1,295 @@
+"""Streamlit: each script rerun is the request.
+
+Streamlit has no request handler to wrap: a browser interaction sends widget
+state over a websocket and the server reruns the whole script in the thread
+``ScriptRunner.scriptThread``. So the unit of work, of correlation and of
+latency is the rerun. :class:`StreamlitInstrumentor` makes each rerun
+
+* one SERVER span named ``rerun <page>``, with the Streamlit session id both as
+  the ``session_id`` baggage entry (so every log record and downstream call of
+  the rerun carries it, like ``correlation_context(session_id=...)``) and as the
+  ``streamlit.session_id`` attribute;
+* a record of the widgets whose change caused it (``streamlit.widgets.changed``:
+  their keys, never their values, which may be personal data);
+* on an uncaught exception in the script: the exception recorded on the span,
+  the span status ERROR, an ERROR log record with the traceback, and
+  ``tdd_errors_total`` (Streamlit still shows the error in the page as usual);
+* one ``tdd_response_time_seconds`` observation with ``method="RERUN"``,
+  ``endpoint=<page>`` and ``status`` ok, error, rerun or stopped, so the seed's
+  latency dashboards and alerts cover a Streamlit app too.
+
+The context is attached inside the script thread, per rerun: a context set at
+process start is not visible there (a new thread starts with an empty one).
+
+Health: Streamlit has no custom routes, so probes live on the ops server
+(``OTEL_TDD_OPS_PORT``). Instrumenting registers the critical check
+``streamlit_server`` on the default monitor: ready once the Streamlit runtime
+runs, not ready before it starts and from the moment it begins to stop.
+
+``otel-tdd run streamlit run app.py`` activates all this when Streamlit is
+imported (the ``streamlit`` ``opentelemetry_instrumentor`` entry point). The
+hook points are Streamlit internals (tested with 1.67):
+``script_runner.exec_func_with_error_handling``, which runs one rerun and
+returns its outcome, and ``SessionState.on_script_will_rerun``. If a Streamlit
+version lacks them, one warning is logged and the app runs uninstrumented.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import wrapt
+from opentelemetry import baggage, context, trace
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+
+from otel_tdd.correlation import SESSION_ID
+from otel_tdd.version import __version__
+
+__all__ = ["HEALTH_CHECK_NAME", "StreamlitInstrumentor"]
+
+SCRIPT_RUNNER = "streamlit.runtime.scriptrunner.script_runner"
+SESSION_STATE = "streamlit.runtime.state.session_state"
+RUN_FUNCTION = "exec_func_with_error_handling"
+WIDGETS_FUNCTION = "SessionState.on_script_will_rerun"
+HEALTH_CHECK_NAME = "streamlit_server"
+
+_log = logging.getLogger("otel_tdd.integrations.streamlit")
+_reported: set[str] = set()
+
+
+def _report_once(what: str, error: BaseException) -> None:
+    """Our own failures: logged once per kind, never raised into Streamlit."""
+    if what not in _reported:
+        _reported.add(what)
+        _log.warning("Streamlit instrumentation: %s failed: %r", what, error)
+
+
+class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped base class
+    """A span, baggage, metrics and error records per Streamlit rerun; see the module doc."""
+
+    _tracer_provider: Any = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("streamlit >= 1.40",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        StreamlitInstrumentor._tracer_provider = kwargs.get("tracer_provider")
+        # Patch when Streamlit imports these modules itself (now, if it already has):
+        # importing Streamlit's internals early from here could change its import order.
+        wrapt.register_post_import_hook(_patch_script_runner, SCRIPT_RUNNER)
+        wrapt.register_post_import_hook(_patch_session_state, SESSION_STATE)
+        _register_health_check()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import sys
+
+        from opentelemetry.instrumentation.utils import unwrap
+
+        if SCRIPT_RUNNER in sys.modules:
+            unwrap(sys.modules[SCRIPT_RUNNER], RUN_FUNCTION)
+        if SESSION_STATE in sys.modules:
+            unwrap(sys.modules[SESSION_STATE].SessionState, "on_script_will_rerun")
+        try:
+            from otel_tdd.health_check import default_monitor
+
+            monitor = default_monitor()
+            if HEALTH_CHECK_NAME in monitor.check_names():
+                monitor.unregister_check(HEALTH_CHECK_NAME)
+        except Exception as error:
+            _report_once("removing the health check", error)
+
+
+def _patch_script_runner(module: Any) -> None:
+    if not hasattr(module, RUN_FUNCTION):
+        _report_once("hooking reruns", AttributeError(f"{SCRIPT_RUNNER}.{RUN_FUNCTION}"))
+        return
+    if not isinstance(getattr(module, RUN_FUNCTION), wrapt.ObjectProxy):
+        wrapt.wrap_function_wrapper(module, RUN_FUNCTION, _traced_rerun)
+
+
+def _patch_session_state(module: Any) -> None:
+    session_state = getattr(module, "SessionState", None)
+    if session_state is None or not hasattr(session_state, "on_script_will_rerun"):
+        _report_once("hooking widgets", AttributeError(f"{SESSION_STATE}.{WIDGETS_FUNCTION}"))
+        return
+    if not isinstance(session_state.__dict__["on_script_will_rerun"], wrapt.ObjectProxy):
+        wrapt.wrap_function_wrapper(module, WIDGETS_FUNCTION, _record_widgets)
+
+
+# --- one rerun -------------------------------------------------------------------------------
+
+
+def _page_name(ctx: Any) -> str:
+    """The page's name in a multipage app, else the script's file name without .py."""
+    try:
+        page = ctx.pages_manager.get_pages().get(ctx.page_script_hash) or {}
+        name = page.get("page_name") or page.get("url_pathname")
+        if name:
+            return str(name)
+    except Exception:
+        pass
+    return Path(str(getattr(ctx, "main_script_path", "") or "app")).stem
+
+
+class _Rerun:
+    """What a rerun span needs between its start and its end."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.page = _page_name(ctx)
+        self.started = time.perf_counter()
+        session_id = str(ctx.session_id)
+        self.baggage_token = context.attach(baggage.set_baggage(SESSION_ID, session_id))
+        tracer = trace.get_tracer(
+            __name__, __version__, tracer_provider=StreamlitInstrumentor._tracer_provider
+        )
+        attributes: dict[str, Any] = {
+            "streamlit.session_id": session_id,
+            "streamlit.page": self.page,
+            "app.session_id": session_id,
+        }
+        fragments = getattr(ctx, "fragment_ids_this_run", None)
+        if fragments:
+            attributes["streamlit.fragment_ids"] = [str(f) for f in fragments]
+        self.span = tracer.start_span(
+            f"rerun {self.page}", kind=trace.SpanKind.SERVER, attributes=attributes
+        )
+        self.span_token = context.attach(trace.set_span_in_context(self.span))
+
+    def finish(self, outcome: Any, error: BaseException | None) -> None:
+        from otel_tdd.metrics import catalog
+
+        try:
+            status = "error"
+            uncaught: BaseException | None = error
+            if error is None:
+                _result, ran_cleanly, rerun_data, premature_stop, uncaught = outcome
+                if uncaught is not None or not ran_cleanly:
+                    status = "error"
+                elif rerun_data is not None:
+                    status = "rerun"
+                elif premature_stop:
+                    status = "stopped"
+                else:
+                    status = "ok"
+            page = _page_name(self.ctx)  # st.navigation may have named it during the run
+            if page != self.page:
+                self.page = page
+                self.span.update_name(f"rerun {page}")
+                self.span.set_attribute("streamlit.page", page)
+            self.span.set_attribute("streamlit.rerun.status", status)
+            if uncaught is not None:
+                self.span.record_exception(uncaught)
+                self.span.set_status(
+                    trace.StatusCode.ERROR, f"{type(uncaught).__name__}: {uncaught}"
+                )
+                # Logged inside the span and the baggage: the record carries the trace
+                # id and the session id.
+                _log.error(
+                    "Streamlit script raised %s",
+                    type(uncaught).__name__,
+                    exc_info=(type(uncaught), uncaught, uncaught.__traceback__),
+                    extra={"page": self.page},
+                )
+                catalog.errors.add(1, {"type": type(uncaught).__name__})
+            catalog.response_time.record(
+                time.perf_counter() - self.started,
+                {"endpoint": self.page, "method": "RERUN", "status": status},
+            )
+        except Exception as failure:
+            _report_once("recording a rerun", failure)
+        finally:
+            self.span.end()
+            context.detach(self.span_token)
+            context.detach(self.baggage_token)
+
+
+def _traced_rerun(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    """``exec_func_with_error_handling(func, ctx)``: one rerun, run in the script thread."""
+    try:
+        ctx = args[1] if len(args) > 1 else kwargs["ctx"]
+        rerun = _Rerun(ctx)
+    except Exception as failure:
+        _report_once("starting a rerun span", failure)
+        return wrapped(*args, **kwargs)
+    try:
+        outcome = wrapped(*args, **kwargs)
+    except BaseException as error:  # Streamlit handles the script's own; this is its bug
+        rerun.finish(None, error)
+        raise
+    rerun.finish(outcome, None)
+    return outcome
+
+
+# --- widgets ---------------------------------------------------------------------------------
+
+
+def _widget_label(widget_id: str) -> str:
+    """The widget's user key when it has one (``st.button("Add", key="add")``), else its id."""
+    try:
+        from streamlit.runtime.state.common import user_key_from_element_id
+
+        return user_key_from_element_id(widget_id) or widget_id
+    except Exception:
+        return widget_id
+
+
+def _changed_widgets(state: Any, fresh: Any) -> list[str]:
+    changed: set[str] = set()
+    for widget in getattr(fresh, "widgets", ()):
+        kind = widget.WhichOneof("value")
+        if kind and kind.endswith("trigger_value") and getattr(widget, kind):
+            changed.add(widget.id)  # a button press: a trigger set for this run only
+    try:
+        changed.update(wid for wid in state._new_widget_state if state._widget_changed(wid))
+    except Exception as failure:
+        _report_once("comparing widget values", failure)
+    return sorted(_widget_label(wid) for wid in changed)
+
+
+def _record_widgets(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``SessionState.on_script_will_rerun(fresh_widget_states, ...)``, inside the rerun span."""
+    outcome = wrapped(*args, **kwargs)
+    try:
+        span = trace.get_current_span()
+        fresh = args[0] if args else kwargs.get("fresh_widget_states")
+        if fresh is not None and span.is_recording():
+            changed = _changed_widgets(instance, fresh)
+            if changed:
+                span.set_attribute("streamlit.widgets.changed", changed)
+                span.add_event("streamlit.widget_interaction", {"widgets": changed})
+    except Exception as failure:
+        _report_once("recording widgets", failure)
+    return outcome
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+def _server_check() -> dict[str, Any]:
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return {"status": "critical", "message": "the Streamlit runtime has not started"}
+    state = runtime.get_instance().state.name
+    if state in ("INITIAL", "STOPPING", "STOPPED"):
+        return {"status": "critical", "message": f"Streamlit runtime {state}", "state": state}
+    return {"status": "healthy", "message": f"Streamlit runtime {state}", "state": state}
+
+
+def _register_health_check() -> None:
+    try:
+        from otel_tdd.health_check import default_monitor
+
+        monitor = default_monitor()
+        if HEALTH_CHECK_NAME in monitor.check_names():
+            monitor.unregister_check(HEALTH_CHECK_NAME)
+        monitor.register_check(HEALTH_CHECK_NAME, _server_check, critical=True, timeout_s=2.0)
+    except Exception as error:
+        _report_once("registering the health check", error)
