@@ -1,0 +1,352 @@
+"""``otel-tdd run`` as a process: what the command sees, and what the wrapper passes through.
+
+Each test starts the real wrapper (``.venv/bin/otel-tdd run ...``), which execs
+the real command with our sitecustomize on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from run_helpers import (
+    FLUSH_ONLY_AT_EXIT,
+    OTEL_TDD,
+    REPO,
+    clean_env,
+    running,
+)
+
+from otel_tdd.auto.run import SITECUSTOMIZE_DIR
+
+pytestmark = pytest.mark.integration
+
+# A script that reports, from its first line, what the wrapper set up before it.
+PROBE = """
+import json, logging, os, signal, sys
+from otel_tdd import _runtime
+runtime = _runtime.RUNTIME
+root = logging.getLogger()
+print(json.dumps({
+    "probe": True,
+    "configured_before_user_code": runtime is not None,
+    "service_name": runtime.settings.service_name if runtime else None,
+    "metrics_exporters": list(runtime.settings.metrics_exporters) if runtime else None,
+    "ops_port": runtime.settings.ops_port if runtime else None,
+    "handlers": [type(h).__name__ for h in root.handlers],
+    "sigterm": getattr(signal.getsignal(signal.SIGTERM), "__qualname__", None),
+    "pid": os.getpid(),
+    "pythonpath": os.environ.get("PYTHONPATH", ""),
+    "instrumentation_loaded": sorted(
+        m for m in sys.modules if m.startswith("opentelemetry.instrumentation.")
+        and m.count(".") == 2
+    ),
+}), flush=True)
+"""
+
+
+def run(
+    args: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OTEL_TDD, "run", *args],
+        env=env or clean_env(),
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def probe_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    for line in result.stdout.splitlines():
+        if line.startswith('{"probe"'):
+            return dict(json.loads(line))
+    raise AssertionError(f"no probe line\nstdout={result.stdout}\nstderr={result.stderr}")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# --- what the command sees ---------------------------------------------------------------------
+
+
+def test_python_script_is_configured_before_its_first_line(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", PROBE)
+    result = run(["--service-name", "probe-app", "python", str(script)])
+    assert result.returncode == 0, result.stderr
+    probe = probe_of(result)
+    assert probe["configured_before_user_code"]
+    assert probe["service_name"] == "probe-app"
+    assert "JsonLogHandler" in probe["handlers"]
+    assert probe["pythonpath"].split(os.pathsep)[0] == SITECUSTOMIZE_DIR
+
+
+def test_python_dash_m_keeps_the_users_pythonpath(tmp_path: Path) -> None:
+    write(tmp_path / "src" / "probepkg" / "__init__.py", "")
+    write(tmp_path / "src" / "probepkg" / "__main__.py", PROBE)
+    env = clean_env({"PYTHONPATH": str(tmp_path / "src")})
+    result = run(["python", "-m", "probepkg"], env=env)
+    assert result.returncode == 0, result.stderr
+    probe = probe_of(result)
+    assert probe["configured_before_user_code"]
+    assert probe["pythonpath"].split(os.pathsep) == [SITECUSTOMIZE_DIR, str(tmp_path / "src")]
+
+
+def test_console_script_gets_the_same_setup(tmp_path: Path) -> None:
+    """A console script (here flask's) is a Python process like any other."""
+    write(tmp_path / "probe_app.py", PROBE + "\nfrom flask import Flask\napp = Flask('probe')\n")
+    result = run(["flask", "--app", str(tmp_path / "probe_app.py"), "routes"])
+    assert result.returncode == 0, result.stderr
+    probe = probe_of(result)
+    assert probe["configured_before_user_code"]
+    assert "/static" in result.stdout  # flask's own output passes through
+
+
+def test_a_shadowed_sitecustomize_still_runs_first(tmp_path: Path) -> None:
+    write(
+        tmp_path / "site_dir" / "sitecustomize.py",
+        "import os\nos.environ['SHADOWED_SITECUSTOMIZE_RAN'] = 'yes'\n",
+    )
+    script = write(
+        tmp_path / "app.py",
+        "import os\nfrom otel_tdd import _runtime\n"
+        "print(os.environ.get('SHADOWED_SITECUSTOMIZE_RAN'), _runtime.RUNTIME is not None)\n",
+    )
+    env = clean_env({"PYTHONPATH": str(tmp_path / "site_dir")})
+    result = run(["python", str(script)], env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "yes True"
+
+
+def test_options_map_onto_the_standard_variables(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", PROBE)
+    result = run(
+        ["--exporter", "console", "--ops-port", "0", "--sampler", "always_on",
+         "python", str(script)]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    probe = probe_of(result)
+    assert probe["metrics_exporters"] == ["prometheus", "console"]
+    assert probe["ops_port"] == 0
+
+
+def test_instrumentors_load_when_their_library_is_imported(tmp_path: Path) -> None:
+    script = write(
+        tmp_path / "app.py",
+        PROBE
+        + textwrap.dedent(
+            """
+            import flask, requests
+            from opentelemetry.instrumentation.flask import FlaskInstrumentor
+            from opentelemetry.instrumentation.requests import RequestsInstrumentor
+            print("flask", FlaskInstrumentor().is_instrumented_by_opentelemetry)
+            print("requests", RequestsInstrumentor().is_instrumented_by_opentelemetry)
+            print("logging", any(type(h).__name__ == "LoggingHandler"
+                                 for h in logging.getLogger().handlers))
+            """
+        ),
+    )
+    result = run(["python", str(script)])
+    assert result.returncode == 0, result.stderr
+    assert probe_of(result)["instrumentation_loaded"] == []  # nothing imported, nothing paid
+    lines = result.stdout.splitlines()
+    assert "flask True" in lines and "requests True" in lines
+    # Our JSON pipeline captures stdlib logging: no second OTLP handler from the
+    # logging instrumentor.
+    assert "logging False" in lines
+
+    disabled = clean_env({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "flask"})
+    result = run(["python", str(script)], env=disabled)
+    assert "flask False" in result.stdout.splitlines()
+    assert "requests True" in result.stdout.splitlines()
+
+
+def test_plain_opentelemetry_instrument_picks_up_our_defaults(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", PROBE)
+    result = subprocess.run(
+        [str(Path(OTEL_TDD).with_name("opentelemetry-instrument")), "python", str(script)],
+        env=clean_env({"OTEL_SERVICE_NAME": "via-opentelemetry-instrument"}),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = probe_of(result)
+    assert probe["configured_before_user_code"]
+    assert probe["service_name"] == "via-opentelemetry-instrument"
+    assert "JsonLogHandler" in probe["handlers"]
+
+
+# --- what passes through ---------------------------------------------------------------------
+
+
+def test_exit_code_stdin_stdout_stderr_and_pid_are_the_commands(tmp_path: Path) -> None:
+    script = write(
+        tmp_path / "app.py",
+        """
+        import os, sys
+        line = sys.stdin.readline().strip()
+        print(f"got {line} as {os.getpid()}")
+        print("to stderr", file=sys.stderr)
+        sys.exit(7)
+        """,
+    )
+    proc = subprocess.Popen(
+        [OTEL_TDD, "run", "python", str(script)],
+        env=clean_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate("hello\n", timeout=60)
+    assert proc.returncode == 7
+    assert f"got hello as {proc.pid}" in out  # exec: the wrapper's pid is the command's
+    assert "to stderr" in err
+
+
+def test_sigterm_reaches_the_command_and_the_last_records_are_flushed(
+    collector: Any, tmp_path: Path
+) -> None:
+    script = write(
+        tmp_path / "worker.py",
+        """
+        import logging, time
+        from opentelemetry import trace
+        log = logging.getLogger("worker")
+        tracer = trace.get_tracer("worker")
+        print("ready", flush=True)
+        n = 0
+        while True:
+            with tracer.start_as_current_span("work item"):
+                n += 1
+                log.info("item %d done", n)
+            time.sleep(0.05)
+        """,
+    )
+    argv = [OTEL_TDD, "run", "--service-name", "sigterm-worker",
+            "--endpoint", collector.otlp_http_endpoint, "python", str(script)]  # fmt: skip
+    with running(argv, clean_env(FLUSH_ONLY_AT_EXIT), tmp_path, "worker") as worker:
+        deadline = time.monotonic() + 30
+        while "ready" not in worker.stdout_path.read_text():
+            assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output()
+            time.sleep(0.05)
+        time.sleep(1.0)  # some work items, none exported yet
+        assert not [s for s in collector.spans() if s["service_name"] == "sigterm-worker"]
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(30) == 0, worker.output()
+        done = [r for r in worker.json_lines() if r.get("logger") == "worker"]
+    assert done, worker.output()
+
+    def spans() -> list[dict[str, Any]]:
+        found = [s for s in collector.spans() if s["service_name"] == "sigterm-worker"]
+        return found if len([s for s in found if s["name"] == "work item"]) >= len(done) else []
+
+    exported = collector.wait_for(spans, 20, "every work item")
+    # GracefulShutdown's own span and records are exported too: the flush came last.
+    assert any(s["name"] == "graceful_shutdown" for s in exported)
+    logs = [r for r in collector.logs() if r["service_name"] == "sigterm-worker"]
+    assert {f"item {len(done)} done", "Graceful shutdown started"} <= {r["body"] for r in logs}
+
+
+def test_sigint_is_left_to_python_a_keyboard_interrupt(tmp_path: Path) -> None:
+    """Only SIGTERM is taken (and only when unhandled): Ctrl-C behaves as without us."""
+    script = write(
+        tmp_path / "app.py",
+        """
+        import time
+        print("ready", flush=True)
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+        """,
+    )
+    proc = subprocess.Popen(
+        [OTEL_TDD, "run", "python", str(script)], env=clean_env(), stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert "interrupted" in out
+    # Python re-raises an uncaught KeyboardInterrupt as SIGINT: the shell sees Ctrl-C.
+    assert proc.returncode == -signal.SIGINT
+
+
+# --- the wrapper's own errors ------------------------------------------------------------------
+
+
+def test_a_bad_setting_fails_before_user_code_naming_the_variable(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", "print('user code ran')\n")
+    result = run(["--ops-port", "http", "python", str(script)])
+    assert result.returncode == 2
+    assert "OTEL_TDD_OPS_PORT='http' is invalid" in result.stderr
+    assert "user code ran" not in result.stdout
+
+
+def test_a_subprocess_with_a_bad_setting_runs_uninstrumented(tmp_path: Path) -> None:
+    """Only the command otel-tdd run started fails fast; its children keep working."""
+    script = write(
+        tmp_path / "app.py",
+        """
+        import os, subprocess, sys
+        env = dict(os.environ, OTEL_TRACES_SAMPLER="nonsense")
+        child = subprocess.run([sys.executable, "-c", "print('child ran')"], env=env,
+                               capture_output=True, text=True)
+        print(child.returncode, child.stdout.strip(), "OTEL_TRACES_SAMPLER" in child.stderr)
+        """,
+    )
+    result = run(["python", str(script)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 child ran True"
+
+
+def test_an_interpreter_without_otel_tdd_runs_the_program_and_says_why(tmp_path: Path) -> None:
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
+    script = write(tmp_path / "app.py", "print('still ran')\n")
+    result = run([str(base_python), str(script)], cwd=tmp_path)
+    assert result.returncode == 0
+    assert "still ran" in result.stdout
+    assert "cannot import otel_tdd" in result.stderr
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    assert run([]).returncode == 2
+    unknown = run(["--colour", "red", "python", "-c", "pass"])
+    assert unknown.returncode == 2 and "unknown option '--colour'" in unknown.stderr
+    missing = run(["definitely-not-a-command-here"])
+    assert missing.returncode == 127 and "command not found" in missing.stderr
+
+
+def test_help_lists_the_options_and_our_knobs() -> None:
+    result = run(["--help"])
+    assert result.returncode == 0
+    for text in ("--service-name", "OTEL_SERVICE_NAME", "--exporter", "--endpoint",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT", "--ops-port", "--sampler",
+                 "OTEL_TDD_OPS_PORT", "OTEL_TDD_LOG_LEVEL"):  # fmt: skip
+        assert text in result.stdout, text
+
+
+def test_options_after_the_command_belong_to_the_command(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", "import sys\nprint(sys.argv[1:])\n")
+    result = run(["python", str(script), "--help", "--service-name", "x"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['--help', '--service-name', 'x']"
