@@ -7,12 +7,15 @@ Subcommands are thin: each delegates to the module that owns the concern
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
 
 from otel_tdd.version import __version__
+
+TYPE_CHECKING = False  # not typing's: importing typing costs more than this whole command
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 __all__ = ["main"]
 
@@ -34,6 +37,8 @@ def _epilog() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # here: `otel-tdd run` never builds this parser
+
     parser = argparse.ArgumentParser(
         prog="otel-tdd",
         description="OpenTelemetry-native instrumentation distribution for Python.",
