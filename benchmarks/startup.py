@@ -104,16 +104,14 @@ def report(times: dict[str, list[float]]) -> str:
         f"{rounds} interleaved rounds; Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {platform.platform()}",
         "",
-        "| command | median ms | p25–p75 ms | adds to python -c pass |",
+        "| command | median ms | p25-p75 ms | adds to python -c pass |",
         "| --- | ---: | ---: | ---: |",
     ]
     for name, values in times.items():
         quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
         median = statistics.median(values)
-        added = "–" if name == BASELINE else f"{median - base:+.0f} ms"
-        lines.append(
-            f"| {name} | {median:.0f} | {quartiles[0]:.0f}–{quartiles[2]:.0f} | {added} |"
-        )
+        added = "-" if name == BASELINE else f"{median - base:+.0f} ms"
+        lines.append(f"| {name} | {median:.0f} | {quartiles[0]:.0f}-{quartiles[2]:.0f} | {added} |")
     added_ours = statistics.median(times[OURS]) - base
     added_ref = statistics.median(times[REFERENCE]) - base
     verdict = "meets" if ratio <= TARGET else "MISSES"
