@@ -23,17 +23,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import orjson
 from opentelemetry import baggage as baggage_module
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry._logs import Logger as OTelLogger
-from opentelemetry._logs import LoggerProvider, LogRecord, SeverityNumber
 from opentelemetry.trace import propagation as trace_propagation
 
 from otel_tdd.redaction import Redactor
+
+if TYPE_CHECKING:
+    from opentelemetry._logs import Logger as OTelLogger
+    from opentelemetry._logs import LoggerProvider, SeverityNumber
 
 __all__ = [
     "DropEvent",
@@ -51,12 +53,14 @@ Processor = Callable[[str, int, EventDict], EventDict]
 
 MAX_RECORD_BYTES = 256 * 1024
 MAX_STRING_CHARS = 16 * 1024
-_SEVERITY = {
-    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
-    logging.INFO: (SeverityNumber.INFO, "INFO"),
-    logging.WARNING: (SeverityNumber.WARN, "WARN"),
-    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
-    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
+# stdlib level -> OTel severity text; the numbers come with the logs API, imported by
+# EmitToOTel only when OTLP logs are on.
+_SEVERITY_TEXT = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARN",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "FATAL",
 }
 
 
@@ -334,8 +338,14 @@ class EmitToOTel:
     """
 
     def __init__(self, provider: LoggerProvider) -> None:
+        from opentelemetry._logs import LogRecord, SeverityNumber
+
         self._provider = provider
         self._loggers: dict[str, OTelLogger] = {}
+        self._record = LogRecord
+        self._severity: dict[int, tuple[SeverityNumber, str]] = {
+            level: (getattr(SeverityNumber, text), text) for level, text in _SEVERITY_TEXT.items()
+        }
 
     def _logger(self, name: str) -> OTelLogger:
         logger = self._loggers.get(name)
@@ -343,10 +353,16 @@ class EmitToOTel:
             logger = self._loggers[name] = self._provider.get_logger(name)
         return logger
 
+    def _nearest(self, level: int) -> tuple[SeverityNumber, str]:
+        for bound in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+            if level >= bound:
+                return self._severity[bound]
+        return self._severity[logging.DEBUG]
+
     def __call__(self, name: str, level: int, event: EventDict) -> EventDict:
         if name.startswith("opentelemetry"):
             return event
-        severity_number, severity_text = _SEVERITY.get(level) or _nearest_severity(level)
+        severity_number, severity_text = self._severity.get(level) or self._nearest(level)
         # Each attribute costs ~0.7 us of SDK validation: only what OTLP cannot carry.
         attributes: dict[str, Any] = {}
         for key in _BAGGAGE_FIELDS:
@@ -361,7 +377,7 @@ class EmitToOTel:
         if exception:
             attributes["exception.stacktrace"] = exception
         self._logger(name).emit(
-            LogRecord(
+            self._record(
                 timestamp=event.get("_time_ns") or time.time_ns(),
                 context=event.get("_context"),
                 severity_number=severity_number,
@@ -371,13 +387,6 @@ class EmitToOTel:
             )
         )
         return event
-
-
-def _nearest_severity(level: int) -> tuple[SeverityNumber, str]:
-    for bound in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
-        if level >= bound:
-            return _SEVERITY[bound]
-    return _SEVERITY[logging.DEBUG]
 
 
 # --- rendering -------------------------------------------------------------------------------

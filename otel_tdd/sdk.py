@@ -13,15 +13,9 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from opentelemetry import _logs, metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    ConsoleLogRecordExporter,
-    SimpleLogRecordProcessor,
-)
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -38,10 +32,22 @@ from opentelemetry.sdk.trace.export import (
 
 from otel_tdd import _runtime
 from otel_tdd.config import ConfigError, Settings, load_settings
+from otel_tdd.export_accounting import (
+    CountingLogExporter,
+    CountingMetricExporter,
+    CountingSpanExporter,
+    count_queue_drops,
+    record_dropped,
+)
 from otel_tdd.log_pipeline import TraceIdSampler, build_pipeline
 from otel_tdd.redaction import Redactor
 from otel_tdd.structured_logging import JsonLogHandler
 from otel_tdd.version import __version__
+
+if TYPE_CHECKING:
+    # The logs SDK is imported only when a log exporter is configured: the embedded
+    # default (JSON on stdout) never needs it, and start-up is a budget (docs/benchmarks.md).
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 
 __all__ = ["TestHooks", "configure", "is_configured", "render_prometheus", "shutdown"]
 
@@ -142,7 +148,9 @@ def _tracer_provider(settings: Settings, resource: Resource, hooks: TestHooks) -
     provider = TracerProvider(resource=resource, sampler=_sampler(settings))
     for name in settings.traces_exporters:
         if name == "otlp":
-            provider.add_span_processor(BatchSpanProcessor(_span_exporter(settings)))
+            span_processor = BatchSpanProcessor(CountingSpanExporter(_span_exporter(settings)))
+            count_queue_drops(span_processor, "traces")
+            provider.add_span_processor(span_processor)
         elif name == "console":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     for processor in hooks.span_processors:
@@ -154,7 +162,9 @@ def _meter_provider(settings: Settings, resource: Resource, hooks: TestHooks) ->
     readers: list[MetricReader] = []
     for name in settings.metrics_exporters:
         if name == "otlp":
-            readers.append(PeriodicExportingMetricReader(_metric_exporter(settings)))
+            readers.append(
+                PeriodicExportingMetricReader(CountingMetricExporter(_metric_exporter(settings)))
+            )
         elif name == "prometheus":
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
@@ -170,10 +180,19 @@ def _logger_provider(
 ) -> LoggerProvider | None:
     if not settings.logs_exporters and not hooks.log_processors:
         return None  # no OTLP logs: skip the per-record cost entirely
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        BatchLogRecordProcessor,
+        ConsoleLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+
     provider = LoggerProvider(resource=resource)
     for name in settings.logs_exporters:
         if name == "otlp":
-            provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(settings)))
+            log_processor = BatchLogRecordProcessor(CountingLogExporter(_log_exporter(settings)))
+            count_queue_drops(log_processor, "logs")
+            provider.add_log_record_processor(log_processor)
         elif name == "console":
             provider.add_log_record_processor(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
     for processor in hooks.log_processors:
@@ -188,9 +207,7 @@ class _ErrorReporter:
         self._seen: set[str] = set()
 
     def __call__(self, error: BaseException) -> None:
-        from otel_tdd.metrics import catalog
-
-        catalog.telemetry_dropped.add(1, {"signal": "logs"})
+        record_dropped("logs", 1)
         kind = type(error).__name__
         if kind not in self._seen:
             self._seen.add(kind)
@@ -217,9 +234,10 @@ def _reset_api_globals() -> None:
     metrics_internal = sys.modules["opentelemetry.metrics._internal"]
     metrics_internal._METER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
     metrics_internal._METER_PROVIDER = None  # type: ignore[attr-defined]
-    logs_internal = sys.modules["opentelemetry._logs._internal"]
-    logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    logs_internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
+    logs_internal = sys.modules.get("opentelemetry._logs._internal")
+    if logs_internal is not None:  # never imported: nothing was set
+        logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+        logs_internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
 
 
 def _install_logging(settings: Settings) -> JsonLogHandler | None:
@@ -327,6 +345,8 @@ def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime
         assert meter_provider is not None
         metrics.set_meter_provider(meter_provider)
         if logger_provider is not None:
+            from opentelemetry import _logs
+
             _logs.set_logger_provider(logger_provider)
 
     from otel_tdd.metrics import catalog

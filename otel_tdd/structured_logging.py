@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
-import wrapt
 from opentelemetry.trace import Span
 
 from otel_tdd import _runtime
@@ -233,6 +232,9 @@ class StructuredLogger:
 
     def rate_limited(self, max_logs_per_minute: int) -> Callable[[F], F]:
         """Decorator: records written inside the function are capped at N a minute."""
+        # Imported here: wrapt pulls in asyncio (~30 ms), which configure() need not pay.
+        import wrapt
+
         limit_holder: dict[str, RateLimit] = {}
 
         @wrapt.decorator

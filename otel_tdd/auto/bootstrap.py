@@ -233,10 +233,10 @@ def activate_on_import(entry_point: EntryPoint, **kwargs: Any) -> None:
     if module is None:
         _activate(entry_point, kwargs)
         return
-    import wrapt
+    from otel_tdd.auto.import_hooks import when_imported
 
     hook: Callable[[Any], None] = functools.partial(_on_import, entry_point, kwargs)
-    wrapt.register_post_import_hook(hook, module)
+    when_imported(module, hook)
 
 
 def _on_import(entry_point: EntryPoint, kwargs: dict[str, Any], _module: object) -> None:
