@@ -568,8 +568,15 @@ class HealthMonitor:
         return HealthResponse(body, 200)
 
     def get_detailed_status(self) -> HealthResponse:
-        """The full report; 503 when overall critical or shutting down (``shutting_down``: true)."""
+        """The full report; 503 when overall critical or shutting down (``shutting_down``: true).
+
+        Plus ``telemetry_dropped``: items lost per signal since the process started
+        (the running totals of ``tdd_telemetry_dropped_total``).
+        """
+        from otel_tdd.export_accounting import dropped_totals
+
         body = self.run_all_checks()
+        body["telemetry_dropped"] = dropped_totals()
         if is_shutting_down():
             body["shutting_down"] = True
             return HealthResponse(body, 503)

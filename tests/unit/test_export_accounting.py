@@ -1,0 +1,237 @@
+"""What the OTLP pipeline drops is counted: failed exports, queue overflow, and /health shows it."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import Counter, MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+import otel_tdd
+from otel_tdd import export_accounting, sdk
+from otel_tdd.export_accounting import (
+    CountingLogExporter,
+    CountingMetricExporter,
+    CountingSpanExporter,
+    count_queue_drops,
+    dropped_totals,
+)
+from otel_tdd.health_check import HealthMonitor
+from otel_tdd.testing import reset
+
+
+@pytest.fixture(autouse=True)
+def clean_state() -> Iterator[None]:
+    reset()
+    yield
+    reset()
+
+
+class Scripted(SpanExporter):
+    """Returns the results it is given, in order; records what it was asked to export."""
+
+    def __init__(self, *results: SpanExportResult | Exception) -> None:
+        self.results = list(results)
+        self.batches: list[int] = []
+        self.shutdown_calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.batches.append(len(spans))
+        result = self.results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def shutdown(self) -> None:
+        self.shutdown_calls += 1
+
+
+def spans(n: int) -> list[ReadableSpan]:
+    return [ReadableSpan(name=f"s{i}") for i in range(n)]
+
+
+def delta(before: dict[str, int]) -> dict[str, int]:
+    after = dropped_totals()
+    return {signal: after[signal] - before[signal] for signal in after}
+
+
+def test_a_failed_span_export_counts_its_batch_and_a_successful_one_nothing() -> None:
+    inner = Scripted(SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
+    exporter = CountingSpanExporter(inner)
+    before = dropped_totals()
+
+    assert exporter.export(spans(3)) is SpanExportResult.SUCCESS
+    assert exporter.export(spans(5)) is SpanExportResult.FAILURE
+
+    assert delta(before) == {"traces": 5, "metrics": 0, "logs": 0}
+    exporter.shutdown(timeout_millis=100)  # the inner one takes no timeout: not passed on
+    assert inner.shutdown_calls == 1
+
+
+def test_an_exporter_that_raises_is_counted_and_the_error_still_reaches_the_processor() -> None:
+    exporter = CountingSpanExporter(Scripted(ConnectionError("refused")))
+    before = dropped_totals()
+    with pytest.raises(ConnectionError):
+        exporter.export(spans(4))
+    assert delta(before)["traces"] == 4
+
+
+class ScriptedLogs(LogRecordExporter):
+    def __init__(self, result: LogRecordExportResult) -> None:
+        self.result = result
+        self.timeouts: list[float] = []
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return self.result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.timeouts.append(timeout_millis)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def test_a_failed_log_export_counts_its_records_and_shutdown_passes_the_timeout_on() -> None:
+    inner = ScriptedLogs(LogRecordExportResult.FAILURE)
+    exporter = CountingLogExporter(inner)
+    before = dropped_totals()
+    assert exporter.export([object(), object()]) is LogRecordExportResult.FAILURE  # type: ignore[list-item]
+    assert delta(before)["logs"] == 2
+    exporter.shutdown(timeout_millis=1234)
+    assert inner.timeouts == [1234]
+
+
+class FailingMetrics(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__(preferred_temporality={Counter: AggregationTemporality.DELTA})
+        self.exports = 0
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.exports += 1
+        return MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+def test_a_failed_metric_export_counts_its_data_points_and_keeps_the_exporters_preferences() -> (
+    None
+):
+    inner = FailingMetrics()
+    exporter = CountingMetricExporter(inner)
+    assert exporter._preferred_temporality == {Counter: AggregationTemporality.DELTA}
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    counter = provider.get_meter("t").create_counter("c")
+    for value in ("a", "b", "c"):
+        counter.add(1, {"k": value})
+    data = reader.get_metrics_data()
+    assert data is not None
+    before = dropped_totals()
+
+    assert exporter.export(data) is MetricExportResult.FAILURE
+
+    assert delta(before)["metrics"] == 3
+    provider.shutdown()
+
+
+class Blocked(SpanExporter):
+    """Holds the batch processor's worker inside export() until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.entered.set()
+        self.release.wait(10)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def test_queue_overflow_in_the_sdks_batch_processor_is_counted() -> None:
+    """Pins the SDK 1.45 hook we wrap: if a new SDK moves it, this fails (not the count)."""
+    blocked = Blocked()
+    processor = BatchSpanProcessor(blocked, max_queue_size=4, max_export_batch_size=1)
+    assert count_queue_drops(processor, "traces") is True
+    assert count_queue_drops(processor, "traces") is True  # idempotent: no double counting
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    tracer.start_span("first").end()
+    assert blocked.entered.wait(5)  # the worker holds "first"; the queue is empty
+    before = dropped_totals()
+
+    for i in range(10):
+        tracer.start_span(f"s{i}").end()
+
+    assert delta(before)["traces"] == 6  # 10 offered, 4 fit
+    blocked.release.set()
+    provider.shutdown()
+    after_shutdown = dropped_totals()
+    tracer.start_span("late").end()  # offered after shutdown: dropped, and counted
+    assert delta(after_shutdown)["traces"] == 1
+
+
+def test_a_processor_without_the_hook_warns_instead_of_failing() -> None:
+    with pytest.warns(RuntimeWarning, match="queue overflow"):
+        assert count_queue_drops(object(), "traces") is False
+
+
+def test_configure_wraps_every_otlp_exporter_and_counts_queue_drops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing listens on port 9: the final metric export fails at once instead of retrying 10 s.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "0.2")
+    runtime = otel_tdd.configure(
+        "accounting", endpoint="http://127.0.0.1:9", log_stream="none", metrics_exporters="otlp"
+    )
+    assert runtime.tracer_provider is not None and runtime.logger_provider is not None
+    span_processor = runtime.tracer_provider._active_span_processor._span_processors[0]
+    assert isinstance(span_processor.span_exporter, CountingSpanExporter)
+    assert isinstance(
+        span_processor._batch_processor._metrics, export_accounting._CountingProcessorMetrics
+    )
+    log_processor = runtime.logger_provider._multi_log_record_processor._log_record_processors[0]
+    assert isinstance(log_processor._batch_processor._exporter, CountingLogExporter)
+    readers = runtime.meter_provider._metric_readers  # type: ignore[union-attr]
+    assert any(
+        isinstance(r._exporter, CountingMetricExporter) for r in readers if hasattr(r, "_exporter")
+    )
+    before = dropped_totals()
+    sdk.shutdown(timeout_millis=100)
+    assert delta(before)["metrics"] > 0  # the final export failed and was counted
+
+
+def test_drops_show_in_the_metric_and_in_the_detailed_health_status() -> None:
+    otel_tdd.configure("accounting", log_stream="none")
+    monitor = HealthMonitor()
+    before = monitor.get_detailed_status().body["telemetry_dropped"]
+
+    export_accounting.record_dropped("traces", 7)
+
+    body = monitor.get_detailed_status().body
+    assert body["telemetry_dropped"]["traces"] == before["traces"] + 7
+    text = sdk.render_prometheus().decode()
+    assert re.search(r'tdd_telemetry_dropped_total\{[^}]*signal="traces"[^}]*\} 7\.0', text)
+    assert re.search(r'tdd_telemetry_dropped_total\{[^}]*signal="logs"[^}]*\} 0\.0', text)
