@@ -36,6 +36,7 @@ from otel_tdd.export_accounting import (
     CountingLogExporter,
     CountingMetricExporter,
     CountingSpanExporter,
+    ExportDeadline,
     count_queue_drops,
     record_dropped,
 )
@@ -400,6 +401,8 @@ def shutdown(timeout_millis: int = 10_000) -> bool:
             except Exception as error:  # one failing closer must not keep the rest from running
                 clean = False
                 print(f"otel-tdd: shutdown step failed: {error!r}", file=sys.stderr)
+        # The SDK's force_flush ignores its timeout: this deadline enforces it (and counts).
+        deadline = ExportDeadline(timeout_millis / 1000)
         # Spans first: their end may still write log records and metrics.
         for provider in (runtime.tracer_provider, runtime.logger_provider, runtime.meter_provider):
             if provider is None:
@@ -410,6 +413,13 @@ def shutdown(timeout_millis: int = 10_000) -> bool:
             except Exception as error:
                 clean = False
                 print(f"otel-tdd: provider shutdown failed: {error!r}", file=sys.stderr)
+        if deadline.cancel():
+            clean = False
+            print(
+                f"otel-tdd: telemetry export abandoned after {timeout_millis} ms; "
+                "what it held is counted in tdd_telemetry_dropped_total",
+                file=sys.stderr,
+            )
         _runtime.install(_closed(runtime))
         return clean
 

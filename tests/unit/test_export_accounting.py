@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from otel_tdd.export_accounting import (
     CountingLogExporter,
     CountingMetricExporter,
     CountingSpanExporter,
+    ExportDeadline,
     count_queue_drops,
     dropped_totals,
 )
@@ -235,3 +237,98 @@ def test_drops_show_in_the_metric_and_in_the_detailed_health_status() -> None:
     text = sdk.render_prometheus().decode()
     assert re.search(r'tdd_telemetry_dropped_total\{[^}]*signal="traces"[^}]*\} 7\.0', text)
     assert re.search(r'tdd_telemetry_dropped_total\{[^}]*signal="logs"[^}]*\} 0\.0', text)
+
+
+class FailsSlowly(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        time.sleep(0.001)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_queue_drops_are_counted_exactly_with_two_emitting_threads_and_a_busy_worker() -> None:
+    """Every span either reached the exporter (which fails: counted) or was evicted (counted)."""
+    processor = BatchSpanProcessor(
+        CountingSpanExporter(FailsSlowly()),
+        max_queue_size=64,
+        max_export_batch_size=16,
+        schedule_delay_millis=1,
+    )
+    count_queue_drops(processor, "traces")
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    per_thread = 20_000
+    before = dropped_totals()
+
+    def emit() -> None:
+        for _ in range(per_thread):
+            tracer.start_span("s").end()
+
+    threads = [threading.Thread(target=emit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    provider.shutdown()
+
+    assert delta(before)["traces"] == 2 * per_thread
+
+
+class RetriesUntilShutdown(SpanExporter):
+    """Like the OTLP exporters against a refused port: waits out a backoff unless shut down."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.stopping.wait(30)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+
+
+def test_an_export_deadline_interrupts_a_retry_wait_and_fails_later_batches_at_once() -> None:
+    exporter = CountingSpanExporter(RetriesUntilShutdown())
+    before = dropped_totals()
+    deadline = ExportDeadline(0.2)
+    started = time.monotonic()
+
+    assert exporter.export(spans(5)) is SpanExportResult.FAILURE
+    assert exporter.export(spans(3)) is SpanExportResult.FAILURE
+
+    assert time.monotonic() - started < 5
+    assert deadline.cancel() is True
+    assert delta(before)["traces"] == 8
+    exporter.shutdown()  # already shut down by the deadline: not twice
+
+
+def test_an_export_deadline_that_is_cancelled_in_time_changes_nothing() -> None:
+    deadline = ExportDeadline(30)
+    exporter = CountingSpanExporter(Scripted(SpanExportResult.SUCCESS))
+    assert exporter.export(spans(1)) is SpanExportResult.SUCCESS
+    assert deadline.cancel() is False
+    assert not exporter.abandoned
+
+
+def test_shutdown_with_the_collector_down_keeps_to_its_timeout_and_counts_what_it_held(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The SDK's force_flush ignores its timeout; without the deadline this took 20 s and more.
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+    runtime = otel_tdd.configure(
+        "accounting", endpoint="http://127.0.0.1:9", log_stream="none", metrics_exporters="none"
+    )
+    for i in range(1_500):  # three batches of 512: each would retry for ~7 s
+        runtime.tracer.start_span(f"s{i}").end()
+    before = dropped_totals()
+    started = time.monotonic()
+
+    assert sdk.shutdown(timeout_millis=1_000) is False
+
+    assert time.monotonic() - started < 5
+    assert delta(before)["traces"] == 1_500
+    assert "telemetry export abandoned after 1000 ms" in capsys.readouterr().err
