@@ -13,6 +13,14 @@ into a state directory:
       prometheus/prometheus.yml, rules/, data/
       alertmanager/alertmanager.yml, secrets/, data/
 
+With ``--gateways N`` the Collector tier is two-tier instead (docs/scaling.md):
+an ``agent`` (``collector/agent.yaml``) that the app sends to, routing by trace
+id to ``gateway-1`` .. ``gateway-N`` (``collector/gateway.yaml``), each with its
+own ports and ``gateway-i/data/`` file output. The agent's gateway list is the
+overlay ``agent/gateways.yaml``; :meth:`LocalStack.rebalance` rewrites it with
+the gateways that still run and reloads the agent (SIGHUP), which is what the
+``k8s`` resolver does from EndpointSlices in a cluster.
+
 ``down`` signals a pid only while it still runs the exact command line ``up``
 recorded (which names files in this directory), so a stale ``state.json`` whose
 pid now belongs to something else never kills it. The tests use the same code
@@ -26,6 +34,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,12 +55,16 @@ from otel_tdd.stack.collector import (
     CollectorBuildError,
     collector_binary,
     collector_env,
+    find_collector_dir,
     find_config,
 )
 
 __all__ = [
+    "AGENT",
+    "AGENT_PORTS",
     "COMPONENTS",
     "DEFAULT_PORTS",
+    "GATEWAY_PORTS",
     "ComponentStatus",
     "LocalStack",
     "Receivers",
@@ -59,15 +72,21 @@ __all__ = [
     "StackError",
     "cli",
     "find_compose_dir",
+    "gateway_names",
     "render_alertmanager_config",
     "render_prometheus_config",
 ]
 
 COMPONENTS: tuple[str, ...] = ("collector", "prometheus", "alertmanager")
 # Prometheus last up and first down: it scrapes the Collector and alerts into
-# Alertmanager, so neither is missing while it runs.
-_START_ORDER = ("collector", "alertmanager", "prometheus")
-_STOP_ORDER = tuple(reversed(_START_ORDER))
+# Alertmanager, so neither is missing while it runs. In two-tier mode the gateways
+# come up before the agent that sends to them, and go down after it has drained.
+_START_ORDER = ("gateway", "collector", "agent", "alertmanager", "prometheus")
+
+# The Collector tier in two-tier mode: these processes stand for "collector".
+AGENT = "agent"
+_GATEWAY = "gateway"
+MAX_GATEWAYS = 9
 
 # The standard ports (the same as compose publishes); --free-ports picks others.
 DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
@@ -80,6 +99,21 @@ DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
     },
     "prometheus": {"web": 9090},
     "alertmanager": {"web": 9093},
+}
+# Two-tier mode (--gateways N): the agent takes the single Collector's OTLP ports, so
+# apps need no change; gateway-i adds 100 * (i - 1) to each of GATEWAY_PORTS.
+AGENT_PORTS: Mapping[str, int] = {
+    "otlp_grpc": 4317,
+    "otlp_http": 4318,
+    "telemetry": 8888,
+    "health": 13133,
+}
+GATEWAY_PORTS: Mapping[str, int] = {
+    "otlp_grpc": 4417,
+    "otlp_http": 4418,
+    "prometheus_exporter": 8889,
+    "telemetry": 8898,
+    "health": 13134,
 }
 
 ENV_DIR = "OTEL_TDD_STACK_DIR"
@@ -136,6 +170,46 @@ class StackError(Exception):
         super().__init__(f"{component}: {message}" if component else message)
 
 
+# --- process names: single node or agent + gateways ---------------------------------------
+
+
+def gateway_names(count: int) -> list[str]:
+    """``gateway-1`` .. ``gateway-<count>``: the gateway processes of a two-tier stack."""
+    return [f"{_GATEWAY}-{i}" for i in range(1, count + 1)]
+
+
+def _gateway_index(name: str) -> int | None:
+    """``3`` for ``gateway-3``; None for anything else."""
+    prefix, _, number = name.partition("-")
+    if prefix != _GATEWAY or not number.isdigit() or int(number) < 1:
+        return None
+    return int(number)
+
+
+def _is_collector_tier(name: str) -> bool:
+    """True for the processes that run our Collector build."""
+    return name in ("collector", AGENT) or _gateway_index(name) is not None
+
+
+def _default_ports(name: str) -> Mapping[str, int]:
+    """The standard ports of one process (``gateway-i`` shifted by ``100 * (i - 1)``)."""
+    index = _gateway_index(name)
+    if index is not None:
+        return {port: number + 100 * (index - 1) for port, number in GATEWAY_PORTS.items()}
+    if name == AGENT:
+        return AGENT_PORTS
+    return DEFAULT_PORTS.get(name, {})
+
+
+def _start_rank(name: str) -> int:
+    kind = _GATEWAY if _gateway_index(name) is not None else name
+    return _START_ORDER.index(kind) if kind in _START_ORDER else len(_START_ORDER)
+
+
+def _start_order(names: Sequence[str]) -> list[str]:
+    return sorted(names, key=lambda name: (_start_rank(name), _gateway_index(name) or 0))
+
+
 # --- configuration -------------------------------------------------------------------
 
 
@@ -182,6 +256,10 @@ class StackConfig:
     rules_dir: Path | None = None
     start_timeout: float = 60.0
     stop_timeout: float = 15.0
+    # 0: one Collector (collector/config.yaml). N > 0: an agent and N gateways.
+    gateways: int = 0
+    # Extra variables for every Collector process, e.g. {"OTELCOL_TAIL_DECISION_WAIT": "2s"}.
+    collector_env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.components if c not in COMPONENTS]
@@ -190,13 +268,29 @@ class StackConfig:
                 f"unknown component(s) {unknown or self.components!r}; "
                 f"choose from {', '.join(COMPONENTS)}"
             )
+        if not 0 <= self.gateways <= MAX_GATEWAYS:
+            raise StackError(f"--gateways {self.gateways}: choose 0 to {MAX_GATEWAYS}")
+        if self.gateways and "collector" not in self.components:
+            raise StackError("--gateways needs the collector component (agent and gateways)")
         for key, port in self.ports.items():
             component, _, name = key.partition(".")
-            if name not in DEFAULT_PORTS.get(component, {}):
-                known = [f"{c}.{p}" for c, ports in DEFAULT_PORTS.items() for p in ports]
+            if component not in self.processes or name not in _default_ports(component):
+                known = [f"{c}.{p}" for c in self.processes for p in _default_ports(c)]
                 raise StackError(f"unknown port {key!r}; known: {', '.join(known)}")
             if not 0 < port < 65536:
                 raise StackError(f"port {key}={port} is out of range")
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """The processes ``up`` runs, in start order: ``collector`` becomes the
+        agent and its gateways when ``gateways`` is set."""
+        names: list[str] = []
+        for component in self.components:
+            if component == "collector" and self.gateways:
+                names += [AGENT, *gateway_names(self.gateways)]
+            else:
+                names.append(component)
+        return tuple(_start_order(names))
 
     @classmethod
     def from_env(
@@ -256,30 +350,41 @@ def render_prometheus_config(
 
     Jobs are found by ``job_name`` (an interface, see compose/prometheus/prometheus.yml).
     A job whose component does not run here (node-exporter, alertmanager without
-    Alertmanager, app without ``app_target``) is dropped. Returns the config and
-    the names of the dropped jobs.
+    Alertmanager, app without ``app_target``) is dropped. In two-tier mode (``agent``
+    and ``gateway-i`` in ``ports``) ``otel-collector`` scrapes every gateway's
+    exporter and ``otel-collector-internal`` the agent's and every gateway's own
+    metrics. Returns the config and the names of the dropped jobs.
     """
     config: dict[str, Any] = json.loads(json.dumps(source))  # deep copy, plain types
-    targets: dict[str, str] = {}
-    if "collector" in ports:
-        targets["otel-collector"] = _loopback(ports["collector"]["prometheus_exporter"])
-        targets["otel-collector-internal"] = _loopback(ports["collector"]["telemetry"])
+    targets: dict[str, list[str]] = {}
+    collectors = [name for name in _start_order(list(ports)) if _is_collector_tier(name)]
+    exporters = [
+        _loopback(ports[name]["prometheus_exporter"])
+        for name in collectors
+        if "prometheus_exporter" in ports[name]
+    ]
+    if exporters:
+        targets["otel-collector"] = exporters
+    if collectors:
+        targets["otel-collector-internal"] = [
+            _loopback(ports[name]["telemetry"]) for name in collectors
+        ]
     if "prometheus" in ports:
-        targets["prometheus"] = _loopback(ports["prometheus"]["web"])
+        targets["prometheus"] = [_loopback(ports["prometheus"]["web"])]
     if "alertmanager" in ports:
-        targets["alertmanager"] = _loopback(ports["alertmanager"]["web"])
+        targets["alertmanager"] = [_loopback(ports["alertmanager"]["web"])]
     if app_target:
-        targets["app"] = app_target
+        targets["app"] = [app_target]
 
     kept, dropped = [], []
     for job in config.get("scrape_configs") or []:
-        target = targets.get(job.get("job_name", ""))
-        if target is None:
+        job_targets = targets.get(job.get("job_name", ""))
+        if job_targets is None:
             dropped.append(str(job.get("job_name")))
             continue
         job.pop("file_sd_configs", None)
         job.pop("dns_sd_configs", None)
-        job["static_configs"] = [{"targets": [target]}]
+        job["static_configs"] = [{"targets": job_targets}]
         kept.append(job)
     config["scrape_configs"] = kept
 
@@ -473,12 +578,23 @@ class LocalStack:
 
     @property
     def file_dir(self) -> Path:
-        """Where the Collector's file exporter writes traces/logs/metrics.jsonl."""
+        """Where the (single-node) Collector's file exporter writes traces/logs/metrics.jsonl."""
         return self.state_dir / "collector" / "data"
 
+    def gateway_file_dir(self, gateway: str) -> Path:
+        """Where ``gateway-i`` writes its traces/logs/metrics.jsonl (two-tier mode)."""
+        return self.state_dir / gateway / "data"
+
     def config_path(self, component: str) -> Path:
-        names = {"collector": "config.yaml", "prometheus": "prometheus.yml"}
+        if _is_collector_tier(component):
+            return self.state_dir / component / "config.yaml"
+        names = {"prometheus": "prometheus.yml"}
         return self.state_dir / component / names.get(component, f"{component}.yml")
+
+    @property
+    def agent_overlay_path(self) -> Path:
+        """The agent's gateway list, merged over agent.yaml; :meth:`rebalance` rewrites it."""
+        return self.state_dir / AGENT / "gateways.yaml"
 
     # -- endpoints (known once up, or from a state.json left by an earlier `up`)
 
@@ -491,26 +607,53 @@ class LocalStack:
             ) from None
 
     @property
+    def _front(self) -> str:
+        """The Collector the app sends to: the agent in two-tier mode."""
+        if AGENT in self._state.ports or (self.config.gateways and not self._state.ports):
+            return AGENT
+        return "collector"
+
+    @property
     def otlp_grpc_endpoint(self) -> str:
-        return f"http://{_loopback(self._port('collector', 'otlp_grpc'))}"
+        return f"http://{_loopback(self._port(self._front, 'otlp_grpc'))}"
 
     @property
     def otlp_http_endpoint(self) -> str:
-        return f"http://{_loopback(self._port('collector', 'otlp_http'))}"
+        return f"http://{_loopback(self._port(self._front, 'otlp_http'))}"
 
     @property
     def collector_metrics_url(self) -> str:
-        """The Collector's prometheus exporter (app metrics, span metrics)."""
+        """The Collector's prometheus exporter (app metrics, span metrics); single node."""
         return f"http://{_loopback(self._port('collector', 'prometheus_exporter'))}/metrics"
 
     @property
     def collector_telemetry_url(self) -> str:
-        """The Collector's own metrics (otelcol_*)."""
-        return f"http://{_loopback(self._port('collector', 'telemetry'))}/metrics"
+        """The Collector's own metrics (otelcol_*): the agent's in two-tier mode."""
+        return f"http://{_loopback(self._port(self._front, 'telemetry'))}/metrics"
 
     @property
     def collector_health_url(self) -> str:
-        return f"http://{_loopback(self._port('collector', 'health'))}/"
+        return f"http://{_loopback(self._port(self._front, 'health'))}/"
+
+    @property
+    def gateways(self) -> list[str]:
+        """The gateway processes of a two-tier stack (``[]`` for a single node)."""
+        known = [name for name in self._state.ports if _gateway_index(name) is not None]
+        return _start_order(known) if known else gateway_names(self.config.gateways)
+
+    def gateway_otlp_endpoint(self, gateway: str) -> str:
+        """``127.0.0.1:PORT``: the OTLP/gRPC address the agent routes to."""
+        return _loopback(self._port(gateway, "otlp_grpc"))
+
+    def gateway_metrics_url(self, gateway: str) -> str:
+        """A gateway's prometheus exporter: app metrics routed to it, its span metrics."""
+        return f"http://{_loopback(self._port(gateway, 'prometheus_exporter'))}/metrics"
+
+    def gateway_telemetry_url(self, gateway: str) -> str:
+        return f"http://{_loopback(self._port(gateway, 'telemetry'))}/metrics"
+
+    def gateway_health_url(self, gateway: str) -> str:
+        return f"http://{_loopback(self._port(gateway, 'health'))}/"
 
     @property
     def prometheus_url(self) -> str:
@@ -524,14 +667,18 @@ class LocalStack:
     def urls(self) -> dict[str, str]:
         """Every endpoint of the components that have ports, by name."""
         urls: dict[str, str] = {}
+        if "collector" in self._state.ports or AGENT in self._state.ports:
+            urls.update(otlp_grpc=self.otlp_grpc_endpoint, otlp_http=self.otlp_http_endpoint)
         if "collector" in self._state.ports:
+            urls["collector_metrics"] = self.collector_metrics_url
+        if "collector" in self._state.ports or AGENT in self._state.ports:
             urls.update(
-                otlp_grpc=self.otlp_grpc_endpoint,
-                otlp_http=self.otlp_http_endpoint,
-                collector_metrics=self.collector_metrics_url,
                 collector_telemetry=self.collector_telemetry_url,
                 collector_health=self.collector_health_url,
             )
+        for gateway in self.gateways if AGENT in self._state.ports else []:
+            urls[f"{gateway}_otlp_grpc"] = f"http://{self.gateway_otlp_endpoint(gateway)}"
+            urls[f"{gateway}_metrics"] = self.gateway_metrics_url(gateway)
         if "prometheus" in self._state.ports:
             urls["prometheus"] = self.prometheus_url
         if "alertmanager" in self._state.ports:
@@ -543,13 +690,17 @@ class LocalStack:
         return {name: proc.pid for name, proc in self._state.processes.items()}
 
     def _ready_url(self, component: str) -> str:
-        if component == "collector":
+        if _gateway_index(component) is not None:
+            return self.gateway_health_url(component)
+        if _is_collector_tier(component):
             return self.collector_health_url
         base = self.prometheus_url if component == "prometheus" else self.alertmanager_url
         return f"{base}/-/ready"
 
     def _main_url(self, component: str) -> str:
-        if component == "collector":
+        if _gateway_index(component) is not None:
+            return f"http://{self.gateway_otlp_endpoint(component)}"
+        if _is_collector_tier(component):
             return self.otlp_http_endpoint
         return self.prometheus_url if component == "prometheus" else self.alertmanager_url
 
@@ -599,7 +750,7 @@ class LocalStack:
         """Start what is not running yet, wait until each is ready; idempotent."""
         started_at = time.monotonic()
         with self._locked():
-            wanted = list(self.config.components)
+            wanted = list(self.config.processes)
             running = [c for c in wanted if self._is_ours(c)]
             for component in list(self._state.processes):
                 if not self._is_ours(component):
@@ -609,7 +760,7 @@ class LocalStack:
             if not any(self._is_ours(c) for c in self._state.processes):
                 self._state.ports = {}  # nothing of ours runs: ports are free to choose again
             self._save()
-            to_start = [c for c in _START_ORDER if c in wanted and c not in running]
+            to_start = [c for c in wanted if c not in running]
             for component in running:
                 self._wait_ready_running(component)
             if not to_start:
@@ -624,6 +775,8 @@ class LocalStack:
             except BaseException:
                 self._state = self._load()  # forget the ports of what did not start
                 raise
+            if AGENT in running and any(_gateway_index(c) is not None for c in to_start):
+                self._route_agent_to_live_gateways()  # a restarted gateway has new ports
             self._progress(f"stack up in {time.monotonic() - started_at:.1f}s ({self.state_dir})")
         return self.status()
 
@@ -644,11 +797,13 @@ class LocalStack:
         found: dict[str, str] = {}
         missing: list[str] = []
         for component in components:
-            if component == "collector":
+            if _is_collector_tier(component):
                 try:
                     found[component] = str(collector_binary())
                 except CollectorBuildError as exc:
-                    missing.append(f"collector: {exc}")
+                    message = f"collector: {exc}"
+                    if message not in missing:  # once for the agent and all gateways
+                        missing.append(message)
                 continue
             env_name = ENV_PROMETHEUS_BIN if component == "prometheus" else ENV_ALERTMANAGER_BIN
             override = os.environ.get(env_name)
@@ -677,16 +832,22 @@ class LocalStack:
         return found
 
     def _assign_ports(self, components: Sequence[str]) -> None:
-        needed = [(c, name) for c in components for name in DEFAULT_PORTS[c]]
+        needed = [(c, name) for c in components for name in _default_ports(c)]
         picked = iter(process.free_ports(len(needed)) if self.config.free_ports else [])
         for component, name in needed:
             override = self.config.ports.get(f"{component}.{name}")
+            # A gateway restarted under a running agent keeps its address, as a
+            # StatefulSet pod keeps its name: the agent's queued share for it is
+            # then delivered by its retries instead of being dropped by a reload.
+            previous = self._state.ports.get(component, {}).get(name)
             if override is not None:
                 port = override
+            elif previous and _gateway_index(component) and process.port_is_free(previous):
+                port = previous
             elif self.config.free_ports:
                 port = next(picked)
             else:
-                port = DEFAULT_PORTS[component][name]
+                port = _default_ports(component)[name]
             self._state.ports.setdefault(component, {})[name] = port
 
     def _check_ports(self, components: Sequence[str]) -> None:
@@ -712,28 +873,14 @@ class LocalStack:
         home = self.state_dir / component
         (home / "data").mkdir(parents=True, exist_ok=True)
         config_path = self.config_path(component)
-        if component == "collector":
-            source = self.config.collector_config or find_config()
-            shutil.copyfile(source, config_path)
-            env_vars = {
-                "OTELCOL_OTLP_GRPC_ENDPOINT": _loopback(ports["otlp_grpc"]),
-                "OTELCOL_OTLP_HTTP_ENDPOINT": _loopback(ports["otlp_http"]),
-                "OTELCOL_PROMETHEUS_ENDPOINT": _loopback(ports["prometheus_exporter"]),
-                "OTELCOL_HEALTH_ENDPOINT": _loopback(ports["health"]),
-                "OTELCOL_TELEMETRY_HOST": process.LOOPBACK,
-                "OTELCOL_TELEMETRY_PORT": str(ports["telemetry"]),
-                "OTELCOL_FILE_DIR": str(self.file_dir),
-            }
-            (home / "env").write_text(
-                "".join(f"{k}={v}\n" for k, v in env_vars.items()), encoding="utf-8"
-            )
-            return [binary, f"--config={config_path}"], collector_env(env_vars)
+        if _is_collector_tier(component):
+            return self._prepare_collector(component, binary, config_path)
         compose = find_compose_dir()
         if component == "prometheus":
             source = compose / "prometheus" / "prometheus.yml"
             rendered, dropped = render_prometheus_config(
                 yaml.safe_load(source.read_text(encoding="utf-8")),
-                {c: p for c, p in self._state.ports.items() if c in self.config.components},
+                {c: p for c, p in self._state.ports.items() if c in self.config.processes},
                 app_target=self.config.app_target,
             )
             _write_yaml(config_path, rendered, source)
@@ -765,6 +912,114 @@ class LocalStack:
             f"--web.listen-address={_loopback(ports['web'])}",
             "--cluster.listen-address=",
         ], None
+
+    def _prepare_collector(
+        self, component: str, binary: str, config_path: Path
+    ) -> tuple[list[str], dict[str, str]]:
+        """The single Collector, the agent or a gateway: its config file, argv and env."""
+        ports = self._state.ports[component]
+        env_vars = {
+            "OTELCOL_OTLP_GRPC_ENDPOINT": _loopback(ports["otlp_grpc"]),
+            "OTELCOL_OTLP_HTTP_ENDPOINT": _loopback(ports["otlp_http"]),
+            "OTELCOL_HEALTH_ENDPOINT": _loopback(ports["health"]),
+            "OTELCOL_TELEMETRY_HOST": process.LOOPBACK,
+            "OTELCOL_TELEMETRY_PORT": str(ports["telemetry"]),
+        }
+        if "prometheus_exporter" in ports:
+            env_vars["OTELCOL_PROMETHEUS_ENDPOINT"] = _loopback(ports["prometheus_exporter"])
+        argv = [binary, f"--config={config_path}"]
+        if component == "collector":
+            source = self.config.collector_config or find_config()
+            env_vars["OTELCOL_FILE_DIR"] = str(self.file_dir)
+        elif component == AGENT:
+            source = find_collector_dir() / "agent.yaml"
+            endpoints = [self.gateway_otlp_endpoint(g) for g in self.gateways]
+            env_vars["OTELCOL_GATEWAY_ENDPOINTS"] = json.dumps(endpoints)
+            self._write_agent_overlay(endpoints)
+            argv.append(f"--config={self.agent_overlay_path}")
+        else:
+            source = find_collector_dir() / "gateway.yaml"
+            env_vars["OTELCOL_FILE_DIR"] = str(self.gateway_file_dir(component))
+            env_vars["OTELCOL_GATEWAY_NAME"] = component
+        shutil.copyfile(source, config_path)
+        env_vars = {**self.config.collector_env, **env_vars}  # the stack's ports win
+        (config_path.parent / "env").write_text(
+            "".join(f"{k}={v}\n" for k, v in env_vars.items()), encoding="utf-8"
+        )
+        return argv, collector_env(env_vars)
+
+    # -- the agent's gateway list (two-tier mode)
+
+    def _write_agent_overlay(self, endpoints: Sequence[str]) -> None:
+        """agent/gateways.yaml: the static resolver's list for both load_balancing exporters."""
+        overlay = {
+            "exporters": {
+                name: {"resolver": {"static": {"hostnames": list(endpoints)}}}
+                for name in ("load_balancing", "load_balancing/metrics")
+            }
+        }
+        _write_yaml(self.agent_overlay_path, overlay, find_collector_dir() / "agent.yaml")
+
+    def agent_gateways(self) -> list[str]:
+        """The gateway endpoints the agent routes to now (its overlay's list)."""
+        try:
+            overlay = yaml.safe_load(self.agent_overlay_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        static = overlay["exporters"]["load_balancing"]["resolver"]["static"]
+        return [str(host) for host in static["hostnames"]]
+
+    def rebalance(self) -> list[str]:
+        """Route the agent to the gateways that are running and ready; return their endpoints.
+
+        The local stand-in for a resolver that follows the gateways' health (the
+        ``k8s`` resolver in deploy/k8s): the static list is rewritten and the agent
+        reloaded with SIGHUP when it changed. A gateway that is down is skipped;
+        one that is only slow to answer its health check stays. Idempotent.
+        """
+        with self._locked():
+            return self._route_agent_to_live_gateways()
+
+    def _route_agent_to_live_gateways(self) -> list[str]:
+        if not self._is_ours(AGENT):
+            raise StackError("not running: start the stack with --gateways N", AGENT)
+        live = [
+            self.gateway_otlp_endpoint(g)
+            for g in self.gateways
+            if self._is_ours(g) and process.http_ok(self.gateway_health_url(g))
+        ]
+        if not live:
+            raise StackError("no gateway is running; `otel-tdd stack up` restarts them", AGENT)
+        if live == self.agent_gateways():
+            return live
+        self._write_agent_overlay(live)
+        self._reload(AGENT)
+        self._progress(f"{AGENT:<13} now routes to {', '.join(live)}")
+        return live
+
+    def _reload(self, component: str) -> None:
+        """SIGHUP: the Collector re-reads its config files; wait until it runs again."""
+        proc = self._state.processes[component]
+        log = self.log_path(component)
+        ready_line = "Everything is ready"
+
+        def readies() -> int:
+            return log.read_text(encoding="utf-8", errors="replace").count(ready_line)
+
+        before = readies()
+        if not process.is_ours(proc.pid, proc.argv):
+            raise StackError(f"pid {proc.pid} is not ours any more; not signalled", component)
+        os.kill(proc.pid, signal.SIGHUP)
+        if not process.wait_until(
+            lambda: readies() > before and process.http_ok(self._ready_url(component)),
+            timeout=self.config.start_timeout,
+            alive=lambda: process.is_running(proc.pid),
+        ):
+            raise StackError(
+                f"did not come back after reloading its config; last lines of {log}:\n"
+                + process.tail(log, 20).rstrip(),
+                component,
+            )
 
     def _write_secrets(self, secrets_dir: Path, names: Sequence[str]) -> None:
         if self.config.secrets_dir is not None:  # the user's own files: read, never written
@@ -834,7 +1089,7 @@ class LocalStack:
         """Stop what ``up`` started, by pid, newest first; never a process that is not ours."""
         results: list[tuple[str, process.StopResult, int]] = []
         with self._locked():
-            order = [c for c in _STOP_ORDER if c in self._state.processes]
+            order = list(reversed(_start_order(list(self._state.processes))))
             for component in order:
                 proc = self._state.processes[component]
                 result = process.stop(proc.pid, proc.argv, timeout=self.config.stop_timeout)
@@ -862,9 +1117,7 @@ class LocalStack:
             self._state = self._load()
         rows = []
         # What this state dir runs (a collector-only stack lists only the collector).
-        names = [c for c in COMPONENTS if c in self._state.processes] or list(
-            self.config.components
-        )
+        names = _start_order(list(self._state.processes)) or list(self.config.processes)
         for component in names:
             proc = self._state.processes.get(component)
             url = self._main_url(component) if component in self._state.ports else None
@@ -952,6 +1205,14 @@ def _parse_port(text: str) -> tuple[str, int]:
     return key, int(value)
 
 
+def _component_name(text: str) -> str:
+    if text in COMPONENTS or text == AGENT or _gateway_index(text) is not None:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown component {text!r}; choose from {', '.join(COMPONENTS)}, {AGENT}, {_GATEWAY}-N"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -986,14 +1247,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--collector-config", type=Path, help="default: collector/config.yaml")
     up.add_argument(
+        "--gateways",
+        type=int,
+        default=0,
+        metavar="N",
+        help="two-tier Collector: an agent (collector/agent.yaml) routing by trace id to N "
+        "gateways (collector/gateway.yaml) instead of the single node (docs/scaling.md)",
+    )
+    up.add_argument(
         "--rules-dir", type=Path, help="Prometheus rule files (default: compose/prometheus/rules)"
     )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per component")
     sub.add_parser("down", parents=[common], help="stop what `up` started")
     status = sub.add_parser("status", parents=[common], help="pid, health and URL per component")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    rebalance = sub.add_parser(
+        "rebalance",
+        parents=[common],
+        help="two-tier mode: route the agent to the gateways that still run (reloads it)",
+    )
+    rebalance.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="keep checking every SECONDS until Ctrl-C (a local stand-in for the k8s resolver)",
+    )
     logs = sub.add_parser("logs", parents=[common], help="show a component's log")
-    logs.add_argument("component", choices=COMPONENTS)
+    logs.add_argument(
+        "component",
+        type=_component_name,
+        help=f"{', '.join(COMPONENTS)}, or in two-tier mode {AGENT}, {_GATEWAY}-1 .. {_GATEWAY}-N",
+    )
     logs.add_argument("-n", "--lines", type=int, default=50, help="last N lines (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     return parser
@@ -1011,7 +1295,17 @@ def _print_urls(stack: LocalStack) -> None:
         "alertmanager": "Alertmanager",
     }
     for key, url in urls.items():
-        _say(f"  {labels[key]:<40} {url}")
+        gateway, _, kind = key.rpartition("_")
+        if key not in labels and gateway.startswith(_GATEWAY):  # gateway-2_metrics...
+            gateway, _, kind = key.partition("_")
+            label = f"{gateway} " + (
+                "OTLP gRPC (from the agent)"
+                if kind == "otlp_grpc"
+                else "/metrics (app + span metrics)"
+            )
+        else:
+            label = labels.get(key, key)
+        _say(f"  {label:<40} {url}")
     if "otlp_http" in urls:
         _say(f"send telemetry with: export OTEL_EXPORTER_OTLP_ENDPOINT={urls['otlp_http']}")
 
@@ -1025,6 +1319,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         collector_config=args.collector_config.resolve() if args.collector_config else None,
         rules_dir=args.rules_dir.resolve() if args.rules_dir else None,
         start_timeout=args.timeout,
+        gateways=args.gateways,
         **({"app_target": args.app_target} if args.app_target else {}),
         **({"secrets_dir": args.secrets_dir.resolve()} if args.secrets_dir else {}),
     )
@@ -1048,6 +1343,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
             )
         print(f"state: {stack.state_dir}")
     return 0 if rows and all(r.state == "running" and r.healthy for r in rows) else 1
+
+
+def _cmd_rebalance(args: argparse.Namespace) -> int:
+    stack = LocalStack(args.dir, progress=_say)
+    routes = stack.rebalance()
+    _say(f"{AGENT:<13} routes to {', '.join(routes)}")
+    if args.watch is None:
+        return 0
+    try:
+        while True:
+            time.sleep(max(args.watch, 0.2))
+            stack.rebalance()
+    except KeyboardInterrupt:
+        return 0
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
@@ -1084,6 +1393,8 @@ def cli(argv: list[str]) -> int:
             return 0
         if args.command == "status":
             return _cmd_status(args)
+        if args.command == "rebalance":
+            return _cmd_rebalance(args)
         return _cmd_logs(args)
     except StackError as exc:
         print(f"otel-tdd stack: error: {exc}", file=sys.stderr)
