@@ -298,10 +298,25 @@ class Redact:
         return event
 
 
+# What OTLP's int_value (and orjson) can carry. A bigger int fails the encoding of the
+# whole export batch (every other record in it is lost), so it travels as text.
+_INT64 = range(-(2**63), 2**63)
+
+
+def _truncated(text: str) -> str:
+    return text[:MAX_STRING_CHARS] + f"...[truncated {len(text) - MAX_STRING_CHARS} chars]"
+
+
 def _any_value(value: Any, depth: int = 0) -> Any:
-    """Coerce to what an OTel log attribute may hold (primitives, lists, maps)."""
-    if value is None or isinstance(value, (str, bool, int, float, bytes)):
+    """Coerce to what an OTel log attribute may hold (primitives, lists, maps), bounded."""
+    if value is None or isinstance(value, (bool, float)):
         return value
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STRING_CHARS else _truncated(value)
+    if isinstance(value, int):
+        return value if value in _INT64 else str(value)
+    if isinstance(value, bytes):
+        return value[:MAX_STRING_CHARS]
     if depth > 8:
         return str(value)
     if isinstance(value, Mapping):
@@ -319,7 +334,13 @@ _BAGGAGE_FIELDS = ("user_id", "session_id", "request_id")
 def _attribute_map(value: Mapping[Any, Any]) -> Any:
     """A map attribute as is when already plain (the common case), else coerced."""
     for key, item in value.items():
-        if type(item) not in _PLAIN_VALUES or type(key) is not str:
+        kind = type(item)
+        if (
+            kind not in _PLAIN_VALUES
+            or type(key) is not str
+            or (kind is str and len(item) > MAX_STRING_CHARS)
+            or (kind is int and item not in _INT64)
+        ):
             return _any_value(value)
     return value
 
@@ -404,13 +425,11 @@ def _fallback(value: Any) -> Any:
 def _sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
     """A JSON-safe, bounded copy: cycles cut, long strings truncated, keys stringified."""
     if isinstance(value, str):
-        if len(value) > MAX_STRING_CHARS:
-            return (
-                value[:MAX_STRING_CHARS] + f"...[truncated {len(value) - MAX_STRING_CHARS} chars]"
-            )
+        return value if len(value) <= MAX_STRING_CHARS else _truncated(value)
+    if value is None or isinstance(value, (bool, float)):
         return value
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else str(value)
     if id(value) in seen or depth > 16:
         return "[cycle or too deep]"
     inner = seen | {id(value)}

@@ -113,7 +113,10 @@ class _Tracker:
                 extra = runtime.redactor.mapping(extra)
                 performance.update(extra)
                 for key, value in extra.items():
-                    if isinstance(value, (str, bool, int, float)):
+                    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                        # OTLP ints are 64-bit: a bigger one fails the whole export batch.
+                        span.set_attribute(f"performance.{key}", str(value))
+                    elif isinstance(value, (str, bool, int, float)):
                         span.set_attribute(f"performance.{key}", value)
             if self.threshold_ms is not None and duration_ms > self.threshold_ms:
                 self._threshold_exceeded(span, performance)
