@@ -234,6 +234,7 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
                 collector.stack.state_dir, components=("collector",), ports=ports
             )
             restarted.up()
+            restarted_at = time.monotonic()
             at_restart = progress["emitted"]
             # New items reach the new Collector: the app was not restarted.
             wait_until(
@@ -241,6 +242,7 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
                 40,
                 "items emitted after the restart",
             )
+            resumed_after_s = time.monotonic() - restarted_at
             send(child, "stop")
             stopped = next_event(child, "stopped", stderr_path)
             assert child.wait(30) == 0, process.tail(stderr_path, 30)
@@ -276,6 +278,7 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
                 "logs_received": len(logs),
                 "dropped": dropped,
                 "at_restart": at_restart,
+                "new_items_arrived_within_s": round(resumed_after_s, 1),
                 "shutdown_s": stopped["shutdown_s"],
             }
         )
