@@ -224,9 +224,11 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
             os.kill(collector.pid, signal.SIGKILL)
             wait_until(lambda: not process.is_running(collector.pid), 10, "the Collector to die")
             send(child, "resume")
-            # Down for longer than the exporter's 10 s of retries: a batch must fail and count.
-            while next_event(child, "progress", stderr_path)["dropped"]["traces"] == 0:
-                pass
+            # Down until an export of each signal has run out of retries, failed and counted.
+            while True:
+                dropped_so_far = next_event(child, "progress", stderr_path)["dropped"]
+                if dropped_so_far["traces"] and dropped_so_far["logs"]:
+                    break
             progress = next_event(child, "progress", stderr_path)
             assert child.poll() is None  # the app kept working
 
