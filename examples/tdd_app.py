@@ -11,8 +11,11 @@ logs on stdout, metrics rendered in Prometheus text at the end. With
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, all three signals go to the Collector.
 
 The service code is what the seed shows: StructuredLogger, correlation_context,
-performance_tracked/performance_context, security_event and the metric catalog.
-Only the import path changed (``monitoring.`` → ``otel_tdd.``).
+performance_tracked/performance_context, security_event, health checks and the
+metric catalog. Only the import path changed (``monitoring.`` → ``otel_tdd.``).
+Each request runs in the seed's ``performance_context("api_response",
+alert_threshold_ms=1000)``, so a slow request raises an alert when
+``OTEL_TDD_ALERTMANAGER_URL`` is set; failed logins are limited per user name.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import otel_tdd
 from otel_tdd.correlation import continue_from_headers
+from otel_tdd.health_check import HealthMonitor, memory_check, set_default_monitor
 from otel_tdd.metrics import catalog
 from otel_tdd.structured_logging import StructuredLogger, correlation_context
+from otel_tdd.tracking import memory_usage_mb
 
 logger = StructuredLogger("tdd_application")
+
+ACTIVE_WINDOW_S = 300.0  # tdd_active_users: users seen in the last 5 minutes
+LOGIN_FAILURES_PER_MINUTE = 5  # per user name, then 429 and a rate_limit_exceeded event
+REPORT_INTERVAL_S = 5.0  # serve mode: gauges and health checks refreshed this often
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS epics (id INTEGER PRIMARY KEY, name TEXT, project_type TEXT);
@@ -50,6 +59,7 @@ class Database:
         self._lock = threading.Lock()
         self._conn.executescript(SCHEMA)
         catalog.database_up.set(1, {"database": "framework.db"})
+        catalog.active_connections.set(1)  # one SQLite connection, open for the app's life
         # Start at 0 so the first failure is an increase() that alerts can see.
         catalog.database_connections_failed.add(0, {"database": "framework.db"})
 
@@ -106,7 +116,11 @@ class TaskService:
 
     @logger.performance_tracked
     def complete_task(self, task_id: int, project_type: str = "web") -> None:
-        self.db.execute("complete_task", "UPDATE tasks SET done = 1 WHERE id = ?", (task_id,))
+        done = self.db.execute(
+            "complete_task", "UPDATE tasks SET done = 1 WHERE id = ? RETURNING id", (task_id,)
+        )
+        if not done:
+            raise LookupError(f"no task {task_id}")
         catalog.tasks_completed.add(1, {"project_type": project_type})
         self.logger.info("Task completed", {"task_id": task_id})
 
@@ -135,23 +149,52 @@ class App:
         self.tasks = TaskService(self.db)
         self.focus = FocusService(self.db)
         self.extra_latency_s = 0.0
-        self.sessions_open = 0
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[str | None, float]] = {}  # user -> (session, last seen)
+        self._failed_logins: dict[str, list[float]] = {}  # user name -> recent failures
+
+    def seen(self, user_id: str | None, session_id: str | None) -> None:
+        """A request from ``user_id``: feeds the active and concurrent user gauges."""
+        if user_id:
+            with self._lock:
+                self._seen[user_id] = (session_id, time.monotonic())
+
+    def report(self) -> None:
+        """Set the gauges a dashboard reads: users, productivity, process memory and CPU."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [s for s, at in self._seen.values() if now - at < ACTIVE_WINDOW_S]
+        catalog.active_users.set(len(recent))
+        catalog.concurrent_users.set(len({s for s in recent if s}))
+        (completed,) = self.db.execute("report", "SELECT COUNT(*) FROM tasks WHERE done = 1")[0]
+        (focus_s,) = self.db.execute("report", "SELECT SUM(seconds) FROM focus_sessions")[0]
+        # The seed's score, aggregated (no per-user label): tasks completed per focus hour.
+        catalog.user_productivity_score.set(completed / (focus_s / 3600) if focus_s else 0.0)
+        catalog.memory_usage.set(memory_usage_mb() * 1024 * 1024)
+        catalog.cpu_usage.set(_cpu.ratio())
 
     def handle(self, endpoint: str, method: str, body: dict[str, Any]) -> tuple[int, Any]:
         """One request: the unit of correlation, timed into tdd_response_time_seconds."""
         started = time.perf_counter()
         status = 200
-        try:
-            result = self._route(endpoint, body)
-        except KeyError as error:
-            status, result = 400, {"error": f"missing field {error}"}
-            catalog.errors.add(1, {"type": "bad_request"})
-        except Exception as error:
-            status, result = 500, {"error": str(error)}
-            catalog.errors.add(1, {"type": type(error).__name__})
-            logger.exception("Request failed", {"endpoint": endpoint})
-        if self.extra_latency_s:
-            time.sleep(self.extra_latency_s)
+        # The seed's performance-based alert: slower than 1 s is a warning and, with
+        # OTEL_TDD_ALERTMANAGER_URL set, an alert.
+        with logger.performance_context("api_response", alert_threshold_ms=1000):
+            try:
+                result = self._route(endpoint, body)
+            except KeyError as error:
+                status, result = 400, {"error": f"missing field {error}"}
+                catalog.errors.add(1, {"type": "bad_request"})
+            except TooManyAttemptsError as error:
+                status, result = 429, {"error": str(error)}
+            except Exception as error:
+                status, result = 500, {"error": str(error)}
+                catalog.errors.add(1, {"type": type(error).__name__})
+                logger.exception("Request failed", {"endpoint": endpoint})
+            if self.extra_latency_s:
+                time.sleep(self.extra_latency_s)
+        if 400 <= status < 500:
+            log_rejected(endpoint, status, result["error"])
         catalog.response_time.record(
             time.perf_counter() - started,
             {"endpoint": endpoint, "method": method, "status": str(status)},
@@ -170,13 +213,72 @@ class App:
             self.focus.record_session(int(body["task_id"]), float(body["seconds"]))
             return {"ok": True}
         if endpoint == "/login":
-            ok = body.get("password") == "correct horse"
-            logger.security_event(
-                "authentication_success" if ok else "authentication_failure",
-                {"attempted_username": body.get("username"), "password": body.get("password")},
-            )
-            return {"ok": ok}
+            return self._login(str(body.get("username")), body.get("password"))
         raise LookupError(f"no route {endpoint}")
+
+    def _login(self, username: str, password: Any) -> dict[str, bool]:
+        """A password check; past LOGIN_FAILURES_PER_MINUTE failures a user name is refused."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._failed_logins.get(username, []) if now - t < 60]
+            self._failed_logins[username] = recent
+            limited = len(recent) >= LOGIN_FAILURES_PER_MINUTE
+        if limited:
+            logger.security_event(
+                "rate_limit_exceeded",
+                {"attempted_username": username, "limit_per_minute": LOGIN_FAILURES_PER_MINUTE},
+            )
+            raise TooManyAttemptsError(f"too many failed logins for {username}; retry in a minute")
+        ok = password == "correct horse"
+        logger.security_event(
+            "authentication_success" if ok else "authentication_failure",
+            {"attempted_username": username, "password": password},
+        )
+        if not ok:
+            with self._lock:
+                self._failed_logins[username].append(now)
+        return {"ok": ok}
+
+
+class TooManyAttemptsError(Exception):
+    """Answered 429: a client past a rate limit, not an error of the app."""
+
+
+@logger.rate_limited(max_logs_per_minute=5)
+def log_rejected(endpoint: str, status: int, reason: str) -> None:
+    """A rejected request is the client's problem: a few lines a minute tell the story; the
+    rest are counted in tdd_log_records_suppressed_total instead of flooding the logs."""
+    logger.warning("Request rejected", {"endpoint": endpoint, "status": status, "reason": reason})
+
+
+class _CpuMeter:
+    """CPU time used since the previous reading, per wall-clock second (1.0 = one core)."""
+
+    def __init__(self) -> None:
+        self._cpu, self._wall = time.process_time(), time.monotonic()
+
+    def ratio(self) -> float:
+        cpu, wall = time.process_time(), time.monotonic()
+        used = (cpu - self._cpu) / max(wall - self._wall, 1e-6)
+        self._cpu, self._wall = cpu, wall
+        return round(used, 4)
+
+
+_cpu = _CpuMeter()
+
+
+def health_monitor(app: App) -> HealthMonitor:
+    """The seed's health checks for this app (/health on OTEL_TDD_OPS_PORT when set)."""
+    health = HealthMonitor()
+    health.register_check("memory_usage", memory_check())
+
+    def database_connection() -> dict[str, Any]:
+        app.db.execute("health_check", "SELECT 1")
+        return {"status": "healthy", "message": "Database responsive"}
+
+    health.register_check("database_connection", database_connection)
+    set_default_monitor(health)
+    return health
 
 
 def run_workload(app: App, epics: int, tasks: int, sessions: int) -> dict[str, int]:
@@ -185,6 +287,7 @@ def run_workload(app: App, epics: int, tasks: int, sessions: int) -> dict[str, i
     for index in range(epics):
         user = f"user_{index % 3}"
         with correlation_context(user, f"req_epic_{index}", session_id=f"sess_{user}"):
+            app.seen(user, f"sess_{user}")
             logger.info("Processing user request", {"action": "create_epic"})
             _, created = app.handle(
                 "/epics",
@@ -236,6 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body.get("user_id"), self.headers.get("X-Request-Id"), body.get("session_id")
             ),
         ):
+            self.app.seen(body.get("user_id"), body.get("session_id"))
             status, payload = self.app.handle(url.path, "POST", body)
         self._respond(status, payload)
 
@@ -246,12 +350,24 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(app: App, host: str, port: int) -> None:
     handler = type("Handler", (_Handler,), {"app": app})
     server = ThreadingHTTPServer((host, port), handler)
+    health = health_monitor(app)
+    health.start_periodic_checks(REPORT_INTERVAL_S)
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(REPORT_INTERVAL_S):
+            app.report()
+
+    app.report()
+    threading.Thread(target=report, name="report-gauges", daemon=True).start()
     logger.info("Serving", {"url": f"http://{host}:{server.server_address[1]}"})
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
+        health.stop_periodic_checks()
         server.server_close()
         otel_tdd.shutdown()
 
@@ -272,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(app, args.host, args.port)
         return 0
     counts = run_workload(app, args.epics, args.tasks, args.sessions)
+    app.report()
+    health_monitor(app).run_all_checks()
     logger.info("Workload finished", counts)
     metrics = otel_tdd.render_prometheus().decode()
     summary = [
