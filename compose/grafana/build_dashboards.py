@@ -83,6 +83,26 @@ def quantile(q: float, histogram: str, by: str = "", extra: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({keep}) (rate({buckets}[$__rate_interval])))"
 
 
+def otelcol_per_signal(by: str, name: str) -> str:
+    """`sum by (<by>)` of a Collector counter over its three signals, e.g.
+    name="otelcol_receiver_refused_{signal}".
+
+    rate({__name__=~"..._(spans|metric_points|log_records)"}) drops the name, so a
+    receiver's three series collide ("vector cannot contain metrics with the same
+    labelset"); a signal label keeps them apart, as the pipeline alert rules do.
+    """
+    parts = [
+        f'label_replace(rate({{__name__=~"{name.format(signal=items)}(_total)?"}}'
+        f'[$__rate_interval]), "signal", "{signal}", "", "")'
+        for signal, items in (
+            ("traces", "spans"),
+            ("metrics", "metric_points"),
+            ("logs", "log_records"),
+        )
+    ]
+    return f"sum by ({by}) ({' or '.join(parts)})"
+
+
 # --------------------------------------------------------------------------
 # Building (needs grafana-foundation-sdk)
 # --------------------------------------------------------------------------
@@ -472,8 +492,7 @@ def overview(b: _Builder) -> Any:
                     "accepted log records {{receiver}}",
                 ),
                 (
-                    'sum by (receiver) (rate({__name__=~"otelcol_receiver_refused_(spans|metric_'
-                    'points|log_records)(_total)?"}[$__rate_interval]))',
+                    otelcol_per_signal("receiver", "otelcol_receiver_refused_{signal}"),
                     "refused {{receiver}}",
                 ),
             ],
@@ -488,13 +507,11 @@ def overview(b: _Builder) -> Any:
             "ops",
             [
                 (
-                    'sum by (exporter) (rate({__name__=~"otelcol_exporter_send_failed_(spans|'
-                    'metric_points|log_records)(_total)?"}[$__rate_interval]))',
+                    otelcol_per_signal("exporter", "otelcol_exporter_send_failed_{signal}"),
                     "send failed {{exporter}}",
                 ),
                 (
-                    'sum by (exporter) (rate({__name__=~"otelcol_exporter_enqueue_failed_(spans|'
-                    'metric_points|log_records)(_total)?"}[$__rate_interval]))',
+                    otelcol_per_signal("exporter", "otelcol_exporter_enqueue_failed_{signal}"),
                     "queue full {{exporter}}",
                 ),
             ],
