@@ -213,6 +213,11 @@ class MetricCatalog:
         for signal in ("traces", "metrics", "logs"):
             self.telemetry_dropped.add(0, {"signal": signal})
         self.csrf_violations.add(0)
+        # The same for the security panels' counts (Failed logins, Rate-limit hits): a burst
+        # before the first scrape would otherwise read as 0 in increase().
+        for result in ("success", "failure"):
+            self.auth_attempts.add(0, {"result": result})
+        self.rate_limit_hits.add(0)
         self.alerts_failed.add(0, {"reason": "unreachable"})
 
 

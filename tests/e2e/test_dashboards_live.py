@@ -16,9 +16,10 @@ Queries that cannot have data from this stack are listed in EXCLUDED with the
 reason (docs/dashboards.md repeats them); the test checks they really are empty,
 so an exclusion cannot outlive its reason. A missing binary FAILS, never skips.
 
-With ``OTEL_TDD_DASHBOARD_PICTURES=DIR`` (and matplotlib installed) the test also
-draws each dashboard from the same queries over the run (``DIR/<uid>.png``):
-docs/dashboards/*.png were made that way.
+With ``OTEL_TDD_DASHBOARD_PICTURES=DIR`` (and matplotlib installed) the test then
+keeps the load on for ``OTEL_TDD_DASHBOARD_PICTURES_SECONDS`` (150; a slow spell in
+the middle) and draws each dashboard from the same queries over the whole run
+(``DIR/<uid>.png``): docs/dashboards/*.png were made that way.
 """
 
 from __future__ import annotations
@@ -73,6 +74,17 @@ EXCLUDED: dict[str, str] = {
     "performance.json#16 Sync duration P50 / P95/A": _SEED_ONLY,
     "performance.json#16 Sync duration P50 / P95/B": _SEED_ONLY,
 }
+
+
+# Stat panels ("title/refId") that count events the workload makes: they must be above 0.
+COUNTING_STATS = (
+    "Epics created/A",
+    "Tasks completed/A",
+    "Focus sessions/A",
+    "Failed logins/A",
+    "Login failure ratio/A",
+    "Rate-limit hits/A",
+)
 
 
 def key(query: dict[str, Any]) -> str:
@@ -188,6 +200,13 @@ def workload(
     flow = threading.Thread(target=steady, name="steady-load", daemon=True)
     flow.start()
     try:
+        # As in life, the app has been up a while (scraped) before anything unusual happens:
+        # a counter's increments before its first sample are invisible to increase().
+        stack.wait_for(
+            lambda: stack.query_value(f'count(tdd_database_up{{job="{service}"}})') == 2,
+            60,
+            "the demo's and the served app's series in Prometheus",
+        )
         # The rarer events, once each: they feed the security, error and threshold panels.
         for attempt in range(12):  # 5 failures, then 429 (rate_limit_exceeded) for the rest
             status = 200 if attempt < 5 else 429
@@ -275,9 +294,21 @@ def test_every_dashboard_query_is_valid_and_returns_data(workload: Workload) -> 
     stale = [n for n in EXCLUDED if has_data(answers[n])]
     assert not stale, f"excluded, yet Prometheus has data (drop the exclusion): {stale}"
     print(f"\n{len(queries) - len(EXCLUDED)} of {len(queries)} dashboard queries return data")
+    # The stats that count the workload's events show them, not a flat 0.
+    counted = [n for n in queries if n.split(" ", 1)[1] in COUNTING_STATS]
+    assert len(counted) == len(COUNTING_STATS), counted
+    zero = {n: numbers(answers[n]) for n in counted if not any(v > 0 for v in numbers(answers[n]))}
+    assert not zero, f"stats at 0 although the workload made those events: {zero}"
 
     pictures = os.environ.get("OTEL_TDD_DASHBOARD_PICTURES")
     if pictures:
+        # A few minutes of the steady load (and a slow spell) make the lines worth a look.
+        seconds = float(os.environ.get("OTEL_TDD_DASHBOARD_PICTURES_SECONDS", "150"))
+        time.sleep(seconds / 3)
+        workload.app.set_latency(700)  # p95 crosses the 0.5 s line for a while
+        time.sleep(seconds / 3)
+        workload.app.set_latency(0)
+        time.sleep(seconds / 3)
         draw_dashboards(stack, list(queries.values()), Path(pictures), workload.started)
 
 

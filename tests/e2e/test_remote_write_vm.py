@@ -68,8 +68,6 @@ EXCLUDED: dict[str, str] = {
     "Cache hit ratio/A": _SEED_ONLY,
     "Sync duration P50 / P95/A": _SEED_ONLY,
     "Sync duration P50 / P95/B": _SEED_ONLY,
-    "Rate-limit hits/A": "the load's logins never reach the app's per-user failure limit",
-    "CSRF violations and rate-limit hits/B": "the load never reaches the login limit",
     "Host CPU (node-exporter)/A": "node-exporter is not part of the local stack",
     "Host memory available (node-exporter)/A": "node-exporter is not part of the local stack",
     "Host disk I/O (node-exporter)/A": "node-exporter is not part of the local stack",
