@@ -100,6 +100,8 @@ class AlertmanagerClient:
                 response.read()
         except (OSError, urllib.error.URLError) as error:
             catalog.alerts_failed.add(1, {"reason": "unreachable"})
+            # Not delivered, so not a duplicate: the next repeat is posted again.
+            self._last_sent.pop(tuple(sorted(payload["labels"].items())), None)
             if not self._failing:
                 self._failing = True
                 _internal.warning(

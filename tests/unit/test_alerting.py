@@ -345,6 +345,20 @@ def test_each_outage_is_logged_once_and_the_recovery_once(
     assert alerting.metric_value("tdd_alerts_sent_total") == 1
 
 
+def test_a_repeat_of_an_alert_that_failed_is_posted_again(
+    alerting: Capture, fake_am: FakeAlertmanager
+) -> None:
+    fake_am.status = 503
+    assert alert("database_down", {"attempt": 1}) is True
+    flush()
+    fake_am.status = 200
+    # Not a duplicate of something Alertmanager has: queued again, and delivered.
+    assert alert("database_down", {"attempt": 2}) is True
+    flush()
+    assert [a["annotations"]["attempt"] for a in fake_am.alerts()] == ["1", "2"]
+    assert alert("database_down", {"attempt": 3}) is False  # delivered once: deduplicated
+
+
 def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
     blackhole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     blackhole.bind(("127.0.0.1", 0))
