@@ -363,6 +363,6 @@ def draw_dashboards(
         for axis in list(axes.flat)[len(panels) :]:
             axis.set_visible(False)
         figure.suptitle(f"{uid} (live stack, examples/tdd_app.py)")
-        figure.tight_layout()
+        figure.tight_layout(rect=(0, 0, 1, 0.98))
         figure.savefig(directory / f"{uid}.png", dpi=80)
         plt.close(figure)
