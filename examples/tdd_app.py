@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import otel_tdd
 from otel_tdd.correlation import continue_from_headers
+from otel_tdd.graceful_shutdown import GracefulShutdown
 from otel_tdd.health_check import HealthMonitor, memory_check, set_default_monitor
 from otel_tdd.metrics import catalog
 from otel_tdd.structured_logging import StructuredLogger, correlation_context
@@ -360,16 +361,21 @@ def serve(app: App, host: str, port: int) -> None:
 
     app.report()
     threading.Thread(target=report, name="report-gauges", daemon=True).start()
+
+    # SIGTERM (an orchestrator) and SIGINT (Ctrl-C): readiness turns 503, the
+    # server stops taking requests and finishes the ones in flight, then the
+    # telemetry is flushed, so the last requests' records are not lost.
+    shutdown = GracefulShutdown()
+    shutdown.register_cleanup(server.shutdown, priority=1)
+    shutdown.register_cleanup(stop.set, priority=2)
+    shutdown.register_cleanup(health.stop_periodic_checks, priority=2)
+    shutdown.install_signal_handlers()
+
     logger.info("Serving", {"url": f"http://{host}:{server.server_address[1]}"})
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
-        stop.set()
-        health.stop_periodic_checks()
         server.server_close()
-        otel_tdd.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,7 +131,8 @@ class GracefulShutdown:
     ``cleanup_timeout_s``: the timeout of cleanups registered without one.
     ``drain_s``: pause between readiness turning 503 and the first cleanup (the
     time a load balancer needs to notice; often a preStop sleep does this instead).
-    ``flush_timeout_s``: bound on the final flush of each OTel provider.
+    ``flush_timeout_s``: bound on the whole final flush and shutdown of the OTel
+    providers together (one deadline shared by traces, metrics and logs).
     ``exit_grace_s``: after the signal path is done, how long the main thread has
     to exit before the process is ended with ``os._exit``.
     ``flush_telemetry``: False leaves the providers to someone else.
