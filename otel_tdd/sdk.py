@@ -8,6 +8,7 @@ installed, so a failure leaves nothing half-configured.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import threading
@@ -95,7 +96,32 @@ def _resource(settings: Settings) -> Resource:
     return Resource.create(attributes)
 
 
-def _otlp_endpoint(settings: Settings, signal: str, path: str) -> str | None:
+# The SDK's OTLP exporter per signal and protocol, as (module, class). Imported only
+# when configured: the gRPC ones pull in grpcio, a large import for a process that
+# sends OTLP/HTTP (the default) or nothing at all.
+_OTLP_EXPORTERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("traces", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("traces", "http"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("metrics", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+        "OTLPMetricExporter",
+    ),
+    ("metrics", "http"): (
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "OTLPMetricExporter",
+    ),
+    ("logs", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("logs", "http"): ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter"),
+}
+
+
+def _otlp_endpoint(settings: Settings, signal: str) -> str | None:
     """An explicit endpoint for the exporter; None: the exporter reads OTEL_* itself.
 
     As the spec says for the generic endpoint, OTLP/HTTP appends the signal's path.
@@ -103,53 +129,24 @@ def _otlp_endpoint(settings: Settings, signal: str, path: str) -> str | None:
     base = settings.otlp_endpoints.get(signal)
     if base is None or settings.otlp_protocols[signal] == "grpc":
         return base
-    return base.rstrip("/") + path
+    return f"{base.rstrip('/')}/v1/{signal}"
 
 
-def _span_exporter(settings: Settings) -> Any:
-    endpoint = _otlp_endpoint(settings, "traces", "/v1/traces")
-    if settings.otlp_protocols["traces"] == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
-
-    return HttpSpanExporter(endpoint=endpoint)
-
-
-def _metric_exporter(settings: Settings) -> Any:
-    endpoint = _otlp_endpoint(settings, "metrics", "/v1/metrics")
-    if settings.otlp_protocols["metrics"] == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpMetricExporter,
-    )
-
-    return HttpMetricExporter(endpoint=endpoint)
-
-
-def _log_exporter(settings: Settings) -> Any:
-    endpoint = _otlp_endpoint(settings, "logs", "/v1/logs")
-    if settings.otlp_protocols["logs"] == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter(endpoint=endpoint)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-        OTLPLogExporter as HttpLogExporter,
-    )
-
-    return HttpLogExporter(endpoint=endpoint)
+def _otlp_exporter(settings: Settings, signal: str) -> Any:
+    """The SDK's OTLP exporter for ``signal`` over the configured protocol."""
+    protocol = "grpc" if settings.otlp_protocols[signal] == "grpc" else "http"
+    module, name = _OTLP_EXPORTERS[signal, protocol]
+    exporter_class = getattr(importlib.import_module(module), name)
+    return exporter_class(endpoint=_otlp_endpoint(settings, signal))
 
 
 def _tracer_provider(settings: Settings, resource: Resource, hooks: TestHooks) -> TracerProvider:
     provider = TracerProvider(resource=resource, sampler=_sampler(settings))
     for name in settings.traces_exporters:
         if name == "otlp":
-            span_processor = BatchSpanProcessor(CountingSpanExporter(_span_exporter(settings)))
+            span_processor = BatchSpanProcessor(
+                CountingSpanExporter(_otlp_exporter(settings, "traces"))
+            )
             count_queue_drops(span_processor, "traces")
             provider.add_span_processor(span_processor)
         elif name == "console":
@@ -164,7 +161,9 @@ def _meter_provider(settings: Settings, resource: Resource, hooks: TestHooks) ->
     for name in settings.metrics_exporters:
         if name == "otlp":
             readers.append(
-                PeriodicExportingMetricReader(CountingMetricExporter(_metric_exporter(settings)))
+                PeriodicExportingMetricReader(
+                    CountingMetricExporter(_otlp_exporter(settings, "metrics"))
+                )
             )
         elif name == "prometheus":
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -191,7 +190,9 @@ def _logger_provider(
     provider = LoggerProvider(resource=resource)
     for name in settings.logs_exporters:
         if name == "otlp":
-            log_processor = BatchLogRecordProcessor(CountingLogExporter(_log_exporter(settings)))
+            log_processor = BatchLogRecordProcessor(
+                CountingLogExporter(_otlp_exporter(settings, "logs"))
+            )
             count_queue_drops(log_processor, "logs")
             provider.add_log_record_processor(log_processor)
         elif name == "console":
