@@ -1,9 +1,9 @@
 """Write deploy/k8s/base/otelcol-configmaps.yaml from the files in collector/.
 
-collector/agent.yaml and collector/gateway.yaml are the one source of truth for
-the Collector's pipelines: the stack runs them locally, the wheel ships them,
+collector/agent.yaml, collector/gateway.yaml and the agent's Kubernetes-only
+overlay collector/agent-k8s.yaml are the one source of truth for the Collector: the stack runs them locally, the wheel ships them,
 and in Kubernetes they reach the pods through ConfigMaps built here, byte for
-byte (plus the small Kubernetes-only overlay deploy/k8s/collector/agent-k8s.yaml).
+byte.
 kustomize's configMapGenerator cannot read files outside the kustomization
 directory without --load-restrictor, hence this script; tests/unit/
 test_k8s_manifests.py fails when the committed output is stale.
@@ -35,7 +35,7 @@ OUTPUT = HERE / "base" / "otelcol-configmaps.yaml"
 CONFIGMAPS: dict[str, dict[str, Path]] = {
     "otelcol-agent-config": {
         "agent.yaml": ROOT / "collector" / "agent.yaml",
-        "agent-k8s.yaml": HERE / "collector" / "agent-k8s.yaml",
+        "agent-k8s.yaml": ROOT / "collector" / "agent-k8s.yaml",
     },
     "otelcol-gateway-config": {
         "gateway.yaml": ROOT / "collector" / "gateway.yaml",

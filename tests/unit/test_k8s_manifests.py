@@ -142,7 +142,7 @@ def test_the_configmaps_are_the_collector_files_byte_for_byte() -> None:
     agent = find("ConfigMap", "otelcol-agent-config")["data"]
     gateway = find("ConfigMap", "otelcol-gateway-config")["data"]
     assert agent["agent.yaml"] == (COLLECTOR / "agent.yaml").read_text()
-    assert agent["agent-k8s.yaml"] == (K8S / "collector" / "agent-k8s.yaml").read_text()
+    assert agent["agent-k8s.yaml"] == (COLLECTOR / "agent-k8s.yaml").read_text()
     assert gateway["gateway.yaml"] == (COLLECTOR / "gateway.yaml").read_text()
 
 
@@ -248,7 +248,7 @@ def test_agent_config_with_the_k8s_overlay_is_valid_for_our_collector(tmp_path: 
 
 
 def test_the_agents_resolver_follows_the_headless_gateway_service() -> None:
-    overlay = yaml.safe_load((K8S / "collector" / "agent-k8s.yaml").read_text())
+    overlay = yaml.safe_load((COLLECTOR / "agent-k8s.yaml").read_text())
     service = find("Service", "otelcol-gateway")
     assert service["spec"]["clusterIP"] == "None"
     grpc = {p["name"]: p["port"] for p in service["spec"]["ports"]}["otlp-grpc"]
