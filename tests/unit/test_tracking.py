@@ -43,13 +43,38 @@ def test_sync_function_keeps_signature_and_records_span_histogram_and_record(
     assert record["span_id"] == format(span.context.span_id, "016x")
 
 
+class EpicService:
+    """At module level, so its method's __qualname__ is exactly "EpicService.create"."""
+
+    @performance_tracked
+    def create(self, name: str) -> str:
+        return name.upper()
+
+    @classmethod
+    @performance_tracked
+    def count(cls) -> int:
+        return 3
+
+
 def test_methods_are_tracked_with_their_qualified_name(otel_capture: Capture) -> None:
-    class EpicService:
+    assert EpicService().create("x") == "X"
+    assert EpicService.count() == 3
+    assert otel_capture.span_names() == ["EpicService.create", "EpicService.count"]
+    assert (
+        otel_capture.metric_value(
+            "tdd_operation_duration_seconds", {"operation": "EpicService.create"}
+        )
+        == 1
+    )
+
+
+def test_an_explicit_name_wins_over_the_qualified_name(otel_capture: Capture) -> None:
+    class Board:
         @performance_tracked(name="epic.create")
         def create(self, name: str) -> str:
             return name.upper()
 
-    assert EpicService().create("x") == "X"
+    assert Board().create("x") == "X"
     assert otel_capture.span_names() == ["epic.create"]
 
 
@@ -138,8 +163,6 @@ def test_threshold_emits_warning_span_event_and_counter(otel_capture: Capture) -
 def test_record_level_is_configurable_and_debug_is_cheap_when_disabled(
     otel_capture: Capture,
 ) -> None:
-    logging.getLogger().setLevel(logging.INFO)
-
     @performance_tracked
     def quiet() -> None:
         return None
@@ -148,8 +171,15 @@ def test_record_level_is_configurable_and_debug_is_cheap_when_disabled(
     def loud() -> None:
         return None
 
-    quiet()
-    loud()
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.INFO)
+    try:
+        quiet()
+        loud()
+    finally:
+        # setLevel (not an attribute restore) also clears the loggers' level caches.
+        root.setLevel(previous)
     messages = [r["message"] for r in otel_capture.records()]
     assert len(messages) == 1 and messages[0].endswith("loud completed")
     assert len(otel_capture.spans()) == 2  # spans and histograms regardless of the level
