@@ -36,6 +36,11 @@ from otel_tdd.redaction import Redactor
 if TYPE_CHECKING:
     from opentelemetry._logs import Logger as OTelLogger
     from opentelemetry._logs import LoggerProvider, SeverityNumber
+    from opentelemetry.sdk._logs import Logger as SDKLogger
+    from opentelemetry.sdk._logs import LogRecordLimits
+    from opentelemetry.trace import SpanContext
+
+    _FastTarget = tuple[SDKLogger, LogRecordLimits]
 
 __all__ = [
     "DropEvent",
@@ -331,18 +336,21 @@ _BLOCKS = ("data", "performance", "security", "alert", "rate_limit")
 _BAGGAGE_FIELDS = ("user_id", "session_id", "request_id")
 
 
-def _attribute_map(value: Mapping[Any, Any]) -> Any:
-    """A map attribute as is when already plain (the common case), else coerced."""
+def _attribute_map(value: Mapping[Any, Any]) -> tuple[Any, bool]:
+    """(the map attribute, whether it is plain): a plain one (the common case) is
+    copied as is, anything else is coerced and left for the SDK to check."""
     for key, item in value.items():
         kind = type(item)
         if (
             kind not in _PLAIN_VALUES
             or type(key) is not str
+            or not key
             or (kind is str and len(item) > MAX_STRING_CHARS)
             or (kind is int and item not in _INT64)
         ):
-            return _any_value(value)
-    return value
+            return _any_value(value), False
+    # A copy: the record is exported later, the caller may change its dict meanwhile.
+    return dict(value), True
 
 
 class EmitToOTel:
@@ -356,23 +364,43 @@ class EmitToOTel:
     environment are on the Resource, the thread name is in the JSON line. The
     SDK's own loggers are skipped: an export failure logged and re-exported
     would feed itself.
+
+    When every attribute is one we know valid (string ids, a plain ``data`` map)
+    the SDK record is built without re-cleaning them (otel_tdd/_sdk_log_records.py);
+    anything else goes through the SDK's own checks.
     """
 
     def __init__(self, provider: LoggerProvider) -> None:
         from opentelemetry._logs import LogRecord, SeverityNumber
 
+        from otel_tdd import _sdk_log_records
+
         self._provider = provider
-        self._loggers: dict[str, OTelLogger] = {}
+        self._records = _sdk_log_records
+        # name -> (logger, (it as the SDK's Logger, its limits) when records may take the fast path)
+        self._loggers: dict[str, tuple[OTelLogger, _FastTarget | None]] = {}
+        self._fast_path: bool | None = None  # checked against the installed SDK on first use
+        self._max_attributes = sys.maxsize
+        self._last_span: tuple[object, SpanContext] = (None, trace.INVALID_SPAN_CONTEXT)
         self._record = LogRecord
         self._severity: dict[int, tuple[SeverityNumber, str]] = {
             level: (getattr(SeverityNumber, text), text) for level, text in _SEVERITY_TEXT.items()
         }
 
-    def _logger(self, name: str) -> OTelLogger:
-        logger = self._loggers.get(name)
-        if logger is None:
-            logger = self._loggers[name] = self._provider.get_logger(name)
-        return logger
+    def _logger(self, name: str) -> tuple[OTelLogger, _FastTarget | None]:
+        entry = self._loggers.get(name)
+        if entry is None:
+            logger = self._provider.get_logger(name)
+            target = self._records.fast_target(logger)
+            if target is not None and self._fast_path is None:
+                self._fast_path = self._records.fast_path_works(*target)
+            if target is not None and self._fast_path:
+                # The provider's limits, the same for all its loggers; past the count
+                # limit the SDK's path drops, counts and warns.
+                maxlen = target[1].max_log_record_attributes
+                self._max_attributes = sys.maxsize if maxlen is None else maxlen
+            entry = self._loggers[name] = (logger, target if self._fast_path else None)
+        return entry
 
     def _nearest(self, level: int) -> tuple[SeverityNumber, str]:
         for bound in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
@@ -380,27 +408,64 @@ class EmitToOTel:
                 return self._severity[bound]
         return self._severity[logging.DEBUG]
 
+    def _span_context(self, context: otel_context.Context) -> SpanContext:
+        # One span context per attached Context, as add_correlation's ids.
+        cached, span_context = self._last_span
+        if cached is not context:
+            span: Any = context.get(_SPAN_KEY) or _INVALID_SPAN
+            span_context = span.get_span_context()
+            self._last_span = (context, span_context)
+        return span_context
+
     def __call__(self, name: str, level: int, event: EventDict) -> EventDict:
         if name.startswith("opentelemetry"):
             return event
         severity_number, severity_text = self._severity.get(level) or self._nearest(level)
         # Each attribute costs ~0.7 us of SDK validation: only what OTLP cannot carry.
         attributes: dict[str, Any] = {}
+        valid = True
         for key in _BAGGAGE_FIELDS:
             value = event.get(key)
             if value is not None:
                 attributes[key] = value
+                valid = valid and type(value) is str
         for key in _BLOCKS:
             value = event.get(key)
             if value:
-                attributes[key] = _attribute_map(value)
+                attributes[key], plain = _attribute_map(value)
+                valid = valid and plain
         exception = event.get("exception")
         if exception:
             attributes["exception.stacktrace"] = exception
-        self._logger(name).emit(
+            valid = valid and type(exception) is str
+        timestamp = event.get("_time_ns") or time.time_ns()
+        context = event.get("_context") or get_current_context()
+        logger, target = self._logger(name)
+        if valid and target is not None and len(attributes) <= self._max_attributes:
+            records = self._records
+            sdk_logger, limits = target
+            sdk_logger.emit(
+                records.ValidReadWriteLogRecord(
+                    records.ValidLogRecord(
+                        timestamp,
+                        time.time_ns(),
+                        context,
+                        self._span_context(context),
+                        severity_text,
+                        severity_number,
+                        event["message"],
+                        records.bounded(attributes, limits),
+                    ),
+                    sdk_logger.resource,
+                    sdk_logger.instrumentation_scope,
+                    limits,
+                )
+            )
+            return event
+        logger.emit(
             self._record(
-                timestamp=event.get("_time_ns") or time.time_ns(),
-                context=event.get("_context"),
+                timestamp=timestamp,
+                context=context,
                 severity_number=severity_number,
                 severity_text=severity_text,
                 body=event["message"],

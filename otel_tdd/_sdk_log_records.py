@@ -1,0 +1,219 @@
+"""The SDK's log records, built from fields we already hold and know are valid.
+
+``Logger.emit(LogRecord(...))`` re-derives and re-checks what the pipeline has
+already settled: the API ``LogRecord`` looks the span up in the context again,
+``ReadWriteLogRecord`` runs every attribute through ``BoundedAttributes``'
+cleaning (~0.8 µs per attribute), and the batch processor's ``copy.copy`` of the
+record goes through ``__reduce_ex__``. For the common record (string ids, an
+already-plain ``data`` map, no limits configured) that was half of the cost of
+emitting it (docs/benchmarks.md). Here the same objects are built directly and
+handed to the SDK's own ``Logger.emit``, which still runs every processor and
+exporter.
+
+Two things below rely on opentelemetry-sdk 1.45.x internals:
+
+- ``BoundedAttributes`` keeps its items in ``_dict``: we set it instead of
+  letting ``__init__`` clean values we have checked ourselves;
+- ``ReadWriteLogRecord`` has exactly the fields ``log_record``, ``resource``,
+  ``instrumentation_scope``, ``limits`` and its ``__post_init__`` only wraps the
+  attributes (done here) and warns on drops (none: we stay under the limit).
+
+:func:`fast_path_works` builds one record both ways at start-up and compares
+them; if the SDK has changed, :class:`~otel_tdd.log_pipeline.EmitToOTel` falls
+back to the plain ``Logger.emit(LogRecord(...))``. tests/unit/test_sdk_log_records.py
+asserts the fast path is taken on the pinned SDK, so an upgrade that breaks it
+fails loudly instead of silently losing the speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import Logger as SDKLogger
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext
+
+__all__ = ["ValidLogRecord", "ValidReadWriteLogRecord", "bounded", "fast_path_works", "fast_target"]
+
+_RECORD_FIELDS = frozenset(
+    (
+        "timestamp",
+        "observed_timestamp",
+        "context",
+        "trace_id",
+        "span_id",
+        "trace_flags",
+        "severity_text",
+        "severity_number",
+        "body",
+        "attributes",
+        "event_name",
+        "exception",
+    )
+)
+_READ_WRITE_FIELDS = ("log_record", "resource", "instrumentation_scope", "limits")
+
+
+class ValidLogRecord(LogRecord):
+    """An API ``LogRecord`` from the span context we already hold.
+
+    The same instance fields as ``LogRecord.__init__`` sets. Its shallow copy (the
+    batch processor copies every record to drop the context) is one dict copy
+    instead of ``copy.copy``'s generic ``__reduce_ex__`` path.
+    """
+
+    def __init__(
+        self,
+        timestamp: int,
+        observed_timestamp: int,
+        context: Context,
+        span_context: SpanContext,
+        severity_text: str,
+        severity_number: SeverityNumber,
+        body: Any,
+        attributes: BoundedAttributes,
+    ) -> None:
+        # Not super().__init__: it would look the span up in the context again.
+        self.timestamp = timestamp
+        self.observed_timestamp = observed_timestamp
+        self.context = context
+        self.trace_id = span_context.trace_id
+        self.span_id = span_context.span_id
+        self.trace_flags = span_context.trace_flags
+        self.severity_text = severity_text
+        self.severity_number = severity_number
+        self.body = body
+        self.attributes = attributes
+        self.event_name = None
+        self.exception = None
+
+    def __copy__(self) -> ValidLogRecord:
+        copied = object.__new__(ValidLogRecord)
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+
+class ValidReadWriteLogRecord(ReadWriteLogRecord):
+    """A ``ReadWriteLogRecord`` whose attributes are already a ``BoundedAttributes``.
+
+    The dataclass ``__init__`` and ``__post_init__`` would clean every attribute
+    again; ``Logger.emit`` accepts any ``ReadWriteLogRecord`` as it is.
+    """
+
+    def __init__(
+        self,
+        log_record: LogRecord,
+        resource: Resource,
+        instrumentation_scope: InstrumentationScope,
+        limits: LogRecordLimits,
+    ) -> None:  # pylint: disable=super-init-not-called
+        self.log_record = log_record
+        self.resource = resource
+        self.instrumentation_scope = instrumentation_scope
+        self.limits = limits
+
+
+def fast_target(logger: object) -> tuple[SDKLogger, LogRecordLimits] | None:
+    """(the SDK Logger, its record limits) when the fast path may skip cleaning.
+
+    None (take the SDK's own path) for another Logger implementation or when a
+    value length limit is configured: then the SDK must truncate strings. The
+    limits are the SDK's private ``_log_record_limits`` (fixed when the Logger is
+    made), which records must carry as the SDK's own do.
+    """
+    if not isinstance(logger, SDKLogger):
+        return None
+    limits = getattr(logger, "_log_record_limits", None)
+    if (
+        not isinstance(limits, LogRecordLimits)
+        or limits.max_log_record_attribute_length is not None
+    ):
+        return None
+    return logger, limits
+
+
+def bounded(attributes: dict[str, Any], limits: LogRecordLimits) -> BoundedAttributes:
+    """``BoundedAttributes`` holding ``attributes`` as they are.
+
+    The caller checked them valid and within ``limits`` (no more than
+    ``max_attributes``, no length limit): nothing to clean, drop or warn about.
+    """
+    result = BoundedAttributes(limits.max_log_record_attributes, None, False, None)
+    result._dict = attributes  # see the module docstring
+    return result
+
+
+def _settings(attributes: object) -> dict[str, Any]:
+    return {key: value for key, value in vars(attributes).items() if key not in ("_dict", "_lock")}
+
+
+def fast_path_works(logger: SDKLogger, limits: LogRecordLimits) -> bool:
+    """Whether records built here equal the SDK's own, on the installed SDK."""
+    from opentelemetry.trace import NonRecordingSpan, TraceFlags, set_span_in_context
+
+    span_context = SpanContext(0x1234, 0x56, is_remote=False, trace_flags=TraceFlags(1))
+    context = set_span_in_context(NonRecordingSpan(span_context))
+    attributes: dict[str, Any] = {"user_id": "u", "data": {"k": 1}}
+    try:
+        record = ValidLogRecord(
+            1,
+            2,
+            context,
+            span_context,
+            "INFO",
+            SeverityNumber.INFO,
+            "m",
+            bounded(dict(attributes), limits),
+        )
+        ours = ValidReadWriteLogRecord(
+            record,
+            logger.resource,
+            logger.instrumentation_scope,
+            limits,
+        )
+        sdk = ReadWriteLogRecord._from_api_log_record(  # what Logger.emit calls
+            record=LogRecord(
+                timestamp=1,
+                observed_timestamp=2,
+                context=context,
+                severity_text="INFO",
+                severity_number=SeverityNumber.INFO,
+                body="m",
+                attributes=dict(attributes),
+            ),
+            resource=logger.resource,
+            instrumentation_scope=logger.instrumentation_scope,
+            limits=limits,
+        )
+        return _same(ours, sdk, attributes)
+    except Exception:  # any incompatibility means: use the SDK's path
+        return False
+
+
+def _same(
+    ours: ValidReadWriteLogRecord, sdk: ReadWriteLogRecord, attributes: dict[str, Any]
+) -> bool:
+    record = ours.log_record
+    our_record, sdk_record = dict(vars(record)), dict(vars(sdk.log_record))
+    our_attributes, sdk_attributes = our_record.pop("attributes"), sdk_record.pop("attributes")
+    return (
+        isinstance(record, ValidLogRecord)
+        and tuple(field.name for field in dataclasses.fields(ReadWriteLogRecord))
+        == _READ_WRITE_FIELDS
+        and set(vars(ours)) == set(vars(sdk)) == set(_READ_WRITE_FIELDS)
+        and set(sdk_record) | {"attributes"} == _RECORD_FIELDS
+        and our_record == sdk_record
+        and isinstance(sdk_attributes, BoundedAttributes)
+        and isinstance(our_attributes, BoundedAttributes)
+        and dict(our_attributes) == dict(sdk_attributes) == attributes
+        and _settings(our_attributes) == _settings(sdk_attributes)
+        and our_attributes.dropped == sdk_attributes.dropped == 0
+        and ours.dropped_attributes == 0
+        and vars(record.__copy__()) == vars(record)
+    )
