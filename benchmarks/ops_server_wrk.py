@@ -1,7 +1,8 @@
 """The ops server under probe load: wrk against each endpoint while the app keeps working.
 
     .venv/bin/python benchmarks/ops_server_wrk.py                  # 10 s per endpoint
-    .venv/bin/python benchmarks/ops_server_wrk.py --duration 2     # smoke run
+    .venv/bin/python benchmarks/ops_server_wrk.py --duration 2     # shorter run
+    .venv/bin/python benchmarks/ops_server_wrk.py --quick          # smoke run (CI): 1 s each
 
 Starts an app process (this file with ``--serve``): ``configure(ops_port=0)``,
 three built-in health checks (an SQLite database, memory, disk space) on the
@@ -32,6 +33,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,21 +173,20 @@ def run_wrk(url: str, path: str, threads: int, connections: int, duration: int) 
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--serve", metavar="DATABASE", help=argparse.SUPPRESS)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--overload-connections", type=int, default=128)
-    parser.add_argument("--json", action="store_true", help="print the runs as JSON too")
-    args = parser.parse_args()
-    if args.serve:
-        serve(args.serve)
-        return 0
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install wrk")
+WRK_MISSING = "wrk is not installed: apt-get install wrk (Debian's package, /usr/bin/wrk)"
 
+
+def require_wrk() -> str:
+    """wrk's path, or the install line (no probe load without it: fail, never skip)."""
+    path = shutil.which("wrk")
+    if path is None:
+        raise RuntimeError(WRK_MISSING)
+    return path
+
+
+@contextmanager
+def app_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The app (this file with ``--serve``) as a child: its ops URL; killed by its pid on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         database = str(Path(tmp) / "bench.db")
         sqlite3.connect(database).close()
@@ -198,18 +200,45 @@ def main() -> int:
         )
         try:
             assert app.stderr is not None
-            url = json.loads(app.stderr.readline())["url"]
-            idle = rate(url, 3.0)
-            runs = [
-                run_wrk(url, path, args.threads, args.connections, args.duration)
-                for path in ENDPOINTS
-            ]
-            runs.append(
-                run_wrk(url, "/health/live", args.threads, args.overload_connections, args.duration)
-            )
+            line = app.stderr.readline()
+            if not line:
+                app.wait(10)
+                raise RuntimeError(f"the app exited ({app.returncode}) before printing its URL")
+            yield json.loads(line)["url"], app
         finally:
             app.terminate()
             app.wait(timeout=10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--serve", metavar="DATABASE", help=argparse.SUPPRESS)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--overload-connections", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 s per wrk run")
+    parser.add_argument("--json", action="store_true", help="print the runs as JSON too")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
+    try:
+        require_wrk()
+    except RuntimeError as error:
+        sys.exit(str(error))
+    idle_s = 1.0 if args.quick else 3.0
+    if args.quick:
+        args.duration = 1
+
+    with app_process() as (url, _app):
+        idle = rate(url, idle_s)
+        runs = [
+            run_wrk(url, path, args.threads, args.connections, args.duration) for path in ENDPOINTS
+        ]
+        runs.append(
+            run_wrk(url, "/health/live", args.threads, args.overload_connections, args.duration)
+        )
 
     print(f"python {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}")
     print(f"app thread idle: {idle:.0f} items/s (no probe load)\n")

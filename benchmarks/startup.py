@@ -1,7 +1,8 @@
 """Startup cost of ``otel-tdd run`` against plain Python and ``opentelemetry-instrument``.
 
     .venv/bin/python benchmarks/startup.py              # 40 interleaved rounds (~1 minute)
-    .venv/bin/python benchmarks/startup.py --rounds 5   # smoke run
+    .venv/bin/python benchmarks/startup.py --rounds 5   # shorter run
+    .venv/bin/python benchmarks/startup.py --quick      # smoke run (CI): 2 rounds, no warm-up
 
 Every round runs each command once, in a rotated order, so load on this shared
 machine hits all of them alike; we report medians, the time each adds to plain
@@ -128,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, no warm-up")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.warmup = 2, 0
     print(report(measure(args.rounds, args.warmup)))
     return 0
 

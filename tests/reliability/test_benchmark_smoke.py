@@ -44,3 +44,17 @@ def test_pipeline_throughput_smoke_run_prints_its_table_with_nothing_lost_uncoun
     assert "| signal | target /s | sent | achieved /s | received by the Collector |" in out
     rows = [line for line in out.splitlines() if line.startswith(("| spans |", "| log records |"))]
     assert len(rows) == 2, out
+
+
+def test_startup_smoke_run_prints_its_table_and_ratio() -> None:
+    out = run_benchmark("startup.py", 180)
+    assert "| command | median ms | p25-p75 ms | adds to python -c pass |" in out
+    assert "| otel-tdd run python -c pass |" in out
+    assert "otel-tdd run adds" in out
+
+
+def test_ops_server_wrk_smoke_run_prints_a_row_per_endpoint() -> None:
+    out = run_benchmark("ops_server_wrk.py", 120)
+    assert "| endpoint | wrk | requests/s | p50 | p99 | errors | app items/s |" in out
+    for path in ("/health/live", "/health/ready", "/health", "/metrics"):
+        assert f"| `{path}` |" in out, out
