@@ -16,17 +16,30 @@ metric catalog. Only the import path changed (``monitoring.`` → ``otel_tdd.``)
 Each request runs in the seed's ``performance_context("api_response",
 alert_threshold_ms=1000)``, so a slow request raises an alert when
 ``OTEL_TDD_ALERTMANAGER_URL`` is set; failed logins are limited per user name.
+
+As in the seed's app, epics are looked up through a small cache (adding a task
+checks its epic, completing one reads the epic's project type: hits and misses
+make ``tdd_cache_hit_ratio{cache="epics"}``), and epics and tasks are synced both
+ways with a JSON file (``--sync-file``; tasks ticked off in the file are completed
+here): each sync is timed into ``tdd_sync_duration_seconds`` and watched by the
+seed's ``epic_sync_status`` health check. The demo syncs once at the end,
+``serve`` every 5 seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import sys
+import tempfile
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +56,9 @@ logger = StructuredLogger("tdd_application")
 
 ACTIVE_WINDOW_S = 300.0  # tdd_active_users: users seen in the last 5 minutes
 LOGIN_FAILURES_PER_MINUTE = 5  # per user name, then 429 and a rate_limit_exceeded event
-REPORT_INTERVAL_S = 5.0  # serve mode: gauges and health checks refreshed this often
+REPORT_INTERVAL_S = 5.0  # serve mode: gauges, health checks and the sync run this often
+EPIC_CACHE_SIZE = 256  # epics kept by the lookup cache (least recently used go first)
+SYNC_STALE_S = 3600.0  # the seed's epic_sync_status: a sync older than an hour is a warning
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS epics (id INTEGER PRIMARY KEY, name TEXT, project_type TEXT);
@@ -78,10 +93,62 @@ class Database:
         return int(self.execute("last_id", "SELECT last_insert_rowid()")[0][0])
 
 
+class LookupCache:
+    """A small LRU cache in front of a repeated lookup.
+
+    Every lookup sets ``tdd_cache_hit_ratio{cache=<name>}`` to hits / lookups since
+    start; a failed load (an unknown key) is a miss and is not cached.
+    """
+
+    def __init__(self, name: str, load: Callable[[int], Any], size: int) -> None:
+        self.name = name
+        self._load = load
+        self._size = size
+        self._items: OrderedDict[int, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: int) -> Any:
+        with self._lock:
+            found = key in self._items
+            if found:
+                self._items.move_to_end(key)
+                value = self._items[key]
+                self.hits += 1
+            else:
+                self.misses += 1
+            ratio = self.hits / (self.hits + self.misses)
+        catalog.cache_hit_ratio.set(ratio, {"cache": self.name})
+        if found:
+            return value
+        value = self._load(key)
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
 class EpicService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.logger = StructuredLogger("epic_service")
+        self.cache = LookupCache("epics", self._load, EPIC_CACHE_SIZE)
+
+    def _load(self, epic_id: int) -> dict[str, str]:
+        rows = self.db.execute(
+            "select_epic", "SELECT name, project_type FROM epics WHERE id = ?", (epic_id,)
+        )
+        if not rows:
+            raise LookupError(f"no epic {epic_id}")
+        name, project_type = rows[0]
+        return {"name": name, "project_type": project_type}
+
+    def get_epic(self, epic_id: int) -> dict[str, str]:
+        """An epic by id, through the cache (epics are never renamed here)."""
+        epic: dict[str, str] = self.cache.get(epic_id)
+        return epic
 
     @logger.performance_tracked
     def create_epic(self, epic_data: dict[str, Any]) -> int:
@@ -102,12 +169,14 @@ class EpicService:
 
 
 class TaskService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, epics: EpicService) -> None:
         self.db = db
+        self.epics = epics
         self.logger = StructuredLogger("task_service")
 
     @logger.performance_tracked
     def add_task(self, epic_id: int, title: str) -> int:
+        self.epics.get_epic(epic_id)  # LookupError for an unknown epic
         self.db.execute(
             "insert_task",
             "INSERT INTO tasks (epic_id, title, done) VALUES (?, ?, 0)",
@@ -116,12 +185,17 @@ class TaskService:
         return self.db.last_id()
 
     @logger.performance_tracked
-    def complete_task(self, task_id: int, project_type: str = "web") -> None:
+    def complete_task(self, task_id: int) -> None:
         done = self.db.execute(
-            "complete_task", "UPDATE tasks SET done = 1 WHERE id = ? RETURNING id", (task_id,)
+            "complete_task", "UPDATE tasks SET done = 1 WHERE id = ? RETURNING epic_id", (task_id,)
         )
         if not done:
             raise LookupError(f"no task {task_id}")
+        self.completed(task_id, int(done[0][0]))
+
+    def completed(self, task_id: int, epic_id: int) -> None:
+        """Count a completion under its epic's project type (read through the cache)."""
+        project_type = self.epics.get_epic(epic_id)["project_type"]
         catalog.tasks_completed.add(1, {"project_type": project_type})
         self.logger.info("Task completed", {"task_id": task_id})
 
@@ -143,12 +217,95 @@ class FocusService:
         self.logger.info("Focus session recorded", {"task_id": task_id, "seconds": seconds})
 
 
+class SyncService:
+    """Epics and tasks synced both ways with a JSON file, the seed's bidirectional sync.
+
+    Pull: a task marked done in the file and open here is completed here. Push: the
+    file is rewritten (atomically) with every epic and task. Each sync is timed into
+    ``tdd_sync_duration_seconds``; a failed one is an error and turns
+    ``epic_sync_status`` critical until the next sync succeeds.
+    """
+
+    def __init__(self, db: Database, tasks: TaskService, path: str) -> None:
+        self.db = db
+        self.tasks = tasks
+        self.path = path
+        self.logger = StructuredLogger("sync_service")
+        self.last_sync: float | None = None  # time.time() of the last successful sync
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def sync(self) -> dict[str, int] | None:
+        """One sync; its counts, or None when it failed (logged and counted, not raised)."""
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                counts = self._sync()
+            except (OSError, ValueError, sqlite3.Error) as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                catalog.errors.add(1, {"type": "sync_failed"})
+                self.logger.exception("Epic sync failed", {"path": self.path})
+                return None
+            finally:
+                catalog.sync_duration.record(time.perf_counter() - started, {"store": "file"})
+            self.last_sync, self.last_error = time.time(), None
+            return counts
+
+    @logger.performance_tracked(name="epic_sync")
+    def _sync(self) -> dict[str, int]:
+        pulled = 0
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as file:
+                remote = json.load(file)
+            done_there = {int(t["id"]) for t in remote.get("tasks", []) if t.get("done")}
+            for task_id in sorted(done_there):
+                reopened = self.db.execute(
+                    "sync_pull",
+                    "UPDATE tasks SET done = 1 WHERE id = ? AND done = 0 RETURNING epic_id",
+                    (task_id,),
+                )
+                if reopened:
+                    self.tasks.completed(task_id, int(reopened[0][0]))
+                    pulled += 1
+        epics = self.db.execute("sync_push", "SELECT id, name, project_type FROM epics")
+        tasks = self.db.execute("sync_push", "SELECT id, epic_id, title, done FROM tasks")
+        document = {
+            "synced_at": datetime.now(timezone.utc).isoformat(),
+            "epics": [{"id": i, "name": n, "project_type": p} for i, n, p in epics],
+            "tasks": [{"id": i, "epic_id": e, "title": t, "done": bool(d)} for i, e, t, d in tasks],
+        }
+        partial = f"{self.path}.partial"
+        with open(partial, "w", encoding="utf-8") as file:
+            json.dump(document, file)
+        os.replace(partial, self.path)
+        counts = {"pulled": pulled, "epics": len(epics), "tasks": len(tasks)}
+        if pulled:
+            self.logger.info("Tasks completed in the sync file", counts)
+        return counts
+
+    def status(self) -> dict[str, Any]:
+        """The seed's epic_sync_status health check."""
+        if self.last_error is not None:
+            return {"status": "critical", "message": f"Sync failed: {self.last_error}"}
+        if self.last_sync is None:
+            return {"status": "warning", "message": "Not synced yet"}
+        last = datetime.fromtimestamp(self.last_sync, timezone.utc).isoformat()
+        if time.time() - self.last_sync > SYNC_STALE_S:
+            return {"status": "warning", "message": "Epic sync stale", "last_sync": last}
+        return {"status": "healthy", "message": "Sync current", "last_sync": last}
+
+
 class App:
-    def __init__(self, db_path: str = ":memory:") -> None:
+    def __init__(self, db_path: str = ":memory:", sync_path: str | None = None) -> None:
         self.db = Database(db_path)
         self.epics = EpicService(self.db)
-        self.tasks = TaskService(self.db)
+        self.tasks = TaskService(self.db, self.epics)
         self.focus = FocusService(self.db)
+        if sync_path is None:
+            # No file asked for: one in a directory that lives as long as the app.
+            self._sync_dir = tempfile.TemporaryDirectory(prefix="tdd-app-sync-")
+            sync_path = os.path.join(self._sync_dir.name, "epics.json")
+        self.sync = SyncService(self.db, self.tasks, sync_path)
         self.extra_latency_s = 0.0
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[str | None, float]] = {}  # user -> (session, last seen)
@@ -208,7 +365,7 @@ class App:
         if endpoint == "/tasks":
             return {"task_id": self.tasks.add_task(int(body["epic_id"]), str(body["title"]))}
         if endpoint == "/tasks/complete":
-            self.tasks.complete_task(int(body["task_id"]), body.get("project_type", "web"))
+            self.tasks.complete_task(int(body["task_id"]))
             return {"ok": True}
         if endpoint == "/focus":
             self.focus.record_session(int(body["task_id"]), float(body["seconds"]))
@@ -278,6 +435,7 @@ def health_monitor(app: App) -> HealthMonitor:
         return {"status": "healthy", "message": "Database responsive"}
 
     health.register_check("database_connection", database_connection)
+    health.register_check("epic_sync_status", app.sync.status)
     set_default_monitor(health)
     return health
 
@@ -357,8 +515,10 @@ def serve(app: App, host: str, port: int) -> None:
 
     def report() -> None:
         while not stop.wait(REPORT_INTERVAL_S):
+            app.sync.sync()
             app.report()
 
+    app.sync.sync()
     app.report()
     threading.Thread(target=report, name="report-gauges", daemon=True).start()
 
@@ -387,13 +547,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--service-name", default="tdd-app")
+    parser.add_argument(
+        "--sync-file", help="JSON file epics and tasks are synced with (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
     otel_tdd.configure(service_name=args.service_name)
-    app = App()
+    app = App(sync_path=args.sync_file)
     if args.mode == "serve":
         serve(app, args.host, args.port)
         return 0
     counts = run_workload(app, args.epics, args.tasks, args.sessions)
+    app.sync.sync()
     app.report()
     health_monitor(app).run_all_checks()
     logger.info("Workload finished", counts)
