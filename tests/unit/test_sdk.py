@@ -111,6 +111,57 @@ def test_sampler_from_environment_is_honoured(monkeypatch: pytest.MonkeyPatch) -
         assert capture.records()[0]["correlation_id"] is not None
 
 
+def test_traceidratio_samples_about_its_share_of_root_spans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    traces = 4000
+    with capture_telemetry() as capture:
+        tracer = trace.get_tracer("sampling-test")
+        decisions = []
+        for _ in range(traces):
+            with tracer.start_as_current_span("root") as root:
+                with tracer.start_as_current_span("child") as child:
+                    pass
+            decisions.append((root.get_span_context().trace_flags.sampled, child))
+        exported = capture.spans()
+    share = sum(sampled for sampled, _ in decisions) / traces
+    # Binomial: sd = sqrt(0.25 * 0.75 / 4000) = 0.0068; +-0.04 is about 6 sd.
+    assert 0.21 <= share <= 0.29, share
+    assert len([s for s in exported if s.name == "root"]) == sum(d for d, _ in decisions)
+    # The trace id decides, so a child of the same trace gets the root's decision.
+    for sampled, child in decisions:
+        assert child.get_span_context().trace_flags.sampled == sampled
+
+
+def test_parentbased_traceidratio_follows_the_remote_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    propagator = TraceContextTextMapPropagator()
+    kept = {True: 0, False: 0}
+    per_parent = 500
+    with capture_telemetry():
+        tracer = trace.get_tracer("sampling-test")
+        for n in range(2 * per_parent):
+            parent_sampled = n % 2 == 0
+            flags = "01" if parent_sampled else "00"
+            # A traceparent as an upstream service sends it; trace ids of every size.
+            header = f"00-{n + 1:032x}-{n + 1:016x}-{flags}"
+            parent = propagator.extract({"traceparent": header})
+            with tracer.start_as_current_span("server", context=parent) as span:
+                kept[parent_sampled] += span.get_span_context().trace_flags.sampled
+        roots = [
+            tracer.start_span("root").get_span_context().trace_flags.sampled for _ in range(4000)
+        ]
+    assert kept == {True: per_parent, False: 0}  # the parent's decision, whatever the ratio
+    assert 0.21 <= sum(roots) / len(roots) <= 0.29  # roots still at the ratio
+
+
 def test_resource_takes_service_name_from_argument_over_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
