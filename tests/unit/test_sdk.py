@@ -150,14 +150,16 @@ def test_parentbased_traceidratio_follows_the_remote_parent(
         for n in range(2 * per_parent):
             parent_sampled = n % 2 == 0
             flags = "01" if parent_sampled else "00"
-            # A traceparent as an upstream service sends it; trace ids of every size.
+            # A traceparent as an upstream service sends it. Small trace ids: the ratio
+            # alone would keep them all, so the unsampled ones show the parent decides.
             header = f"00-{n + 1:032x}-{n + 1:016x}-{flags}"
             parent = propagator.extract({"traceparent": header})
             with tracer.start_as_current_span("server", context=parent) as span:
                 kept[parent_sampled] += span.get_span_context().trace_flags.sampled
-        roots = [
-            tracer.start_span("root").get_span_context().trace_flags.sampled for _ in range(4000)
-        ]
+        roots = []
+        for _ in range(4000):
+            with tracer.start_as_current_span("root") as root:
+                roots.append(root.get_span_context().trace_flags.sampled)
     assert kept == {True: per_parent, False: 0}  # the parent's decision, whatever the ratio
     assert 0.21 <= sum(roots) / len(roots) <= 0.29  # roots still at the ratio
 
