@@ -381,7 +381,17 @@ class EmitToOTel:
         self._loggers: dict[str, tuple[OTelLogger, _FastTarget | None]] = {}
         self._fast_path: bool | None = None  # checked against the installed SDK on first use
         self._max_attributes = sys.maxsize
-        self._last_span: tuple[object, SpanContext] = (None, trace.INVALID_SPAN_CONTEXT)
+        # (Context, its span context, its baggage ids as attributes, whether all are str):
+        # every record under one attached Context shares them, as in add_correlation.
+        self._last: tuple[object, SpanContext, dict[str, Any], bool] = (
+            None,
+            trace.INVALID_SPAN_CONTEXT,
+            {},
+            True,
+        )
+        self._valid_record = _sdk_log_records.ValidLogRecord
+        self._valid_read_write = _sdk_log_records.ValidReadWriteLogRecord
+        self._bounded = _sdk_log_records.bounded
         self._record = LogRecord
         self._severity: dict[int, tuple[SeverityNumber, str]] = {
             level: (getattr(SeverityNumber, text), text) for level, text in _SEVERITY_TEXT.items()
@@ -408,27 +418,26 @@ class EmitToOTel:
                 return self._severity[bound]
         return self._severity[logging.DEBUG]
 
-    def _span_context(self, context: otel_context.Context) -> SpanContext:
-        # One span context per attached Context, as add_correlation's ids.
-        cached, span_context = self._last_span
-        if cached is not context:
-            span: Any = context.get(_SPAN_KEY) or _INVALID_SPAN
-            span_context = span.get_span_context()
-            self._last_span = (context, span_context)
-        return span_context
+    def _context_entry(
+        self, context: otel_context.Context, event: EventDict
+    ) -> tuple[object, SpanContext, dict[str, Any], bool]:
+        span: Any = context.get(_SPAN_KEY) or _INVALID_SPAN
+        ids = {key: event[key] for key in _BAGGAGE_FIELDS if event.get(key) is not None}
+        entry = (context, span.get_span_context(), ids, all(type(v) is str for v in ids.values()))
+        self._last = entry
+        return entry
 
     def __call__(self, name: str, level: int, event: EventDict) -> EventDict:
         if name.startswith("opentelemetry"):
             return event
         severity_number, severity_text = self._severity.get(level) or self._nearest(level)
         # Each attribute costs ~0.7 us of SDK validation: only what OTLP cannot carry.
-        attributes: dict[str, Any] = {}
-        valid = True
-        for key in _BAGGAGE_FIELDS:
-            value = event.get(key)
-            if value is not None:
-                attributes[key] = value
-                valid = valid and type(value) is str
+        context = event.get("_context") or get_current_context()
+        entry = self._last
+        if entry[0] is not context:
+            entry = self._context_entry(context, event)
+        _, span_context, ids, valid = entry
+        attributes = ids.copy()  # the record's own: processors may change their attributes
         for key in _BLOCKS:
             value = event.get(key)
             if value:
@@ -439,22 +448,22 @@ class EmitToOTel:
             attributes["exception.stacktrace"] = exception
             valid = valid and type(exception) is str
         timestamp = event.get("_time_ns") or time.time_ns()
-        context = event.get("_context") or get_current_context()
         logger, target = self._logger(name)
         if valid and target is not None and len(attributes) <= self._max_attributes:
-            records = self._records
             sdk_logger, limits = target
+            # The SDK's Logger.emit takes a ReadWriteLogRecord as it is (its first branch),
+            # though its signature only names the API LogRecord.
             sdk_logger.emit(
-                records.ValidReadWriteLogRecord(
-                    records.ValidLogRecord(
+                self._valid_read_write(  # type: ignore[arg-type]
+                    self._valid_record(
                         timestamp,
                         time.time_ns(),
                         context,
-                        self._span_context(context),
+                        span_context,
                         severity_text,
                         severity_number,
                         event["message"],
-                        records.bounded(attributes, limits),
+                        self._bounded(attributes, limits),
                     ),
                     sdk_logger.resource,
                     sdk_logger.instrumentation_scope,
