@@ -132,16 +132,82 @@ def test_a_shadowed_sitecustomize_still_runs_first(tmp_path: Path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "yes True"
 
 
-def test_options_map_onto_the_standard_variables(tmp_path: Path) -> None:
-    script = write(tmp_path / "app.py", PROBE)
+# Work under the options' settings: one span with a record and a counter inside it,
+# then the ops server asked on the port it really bound (--ops-port 0: any free one).
+OPTIONS_APP = """
+import json, logging, urllib.request
+from opentelemetry import trace
+from otel_tdd import _runtime
+from otel_tdd.metrics import catalog
+with trace.get_tracer("options-app").start_as_current_span("work") as span:
+    logging.getLogger("options-app").info("did the work")
+    catalog.epics_created.add(1, {"project_type": "web"})
+ops = _runtime.RUNTIME.extras["ops_server"]
+with urllib.request.urlopen(ops.url + "/health/live", timeout=5) as answer:
+    live = answer.status
+print(json.dumps({"options": True, "sampled": span.get_span_context().trace_flags.sampled,
+                  "recording": span.is_recording(), "ops_port": ops.port, "live": live}))
+"""
+
+
+def test_options_map_onto_the_standard_variables(collector: Any, tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", PROBE + OPTIONS_APP)
     result = run(
-        ["--exporter", "console", "--ops-port", "0", "--sampler", "always_on",
-         "python", str(script)]
+        ["--service-name", "options-app", "--exporter", "otlp",
+         "--endpoint", collector.otlp_http_endpoint, "--ops-port", "0",
+         "--sampler", "always_off", "python", str(script)]
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     probe = probe_of(result)
-    assert probe["metrics_exporters"] == ["prometheus", "console"]
-    assert probe["ops_port"] == 0
+    assert probe["service_name"] == "options-app"
+    assert probe["metrics_exporters"] == ["prometheus", "otlp"]
+    effect = next(json.loads(line) for line in result.stdout.splitlines() if '"options"' in line)
+    # --sampler always_off: the span exists for correlation but is neither sampled nor recorded.
+    assert effect["sampled"] is False and effect["recording"] is False
+    # --ops-port 0: the server bound a real port and answered.
+    assert effect["ops_port"] > 0 and effect["live"] == 200
+
+    # --exporter otlp and --endpoint: logs and metrics reached this Collector under
+    # --service-name's service.name; no span did (none was sampled).
+    def ours(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [i for i in items if i["resource"].get("service.name") == "options-app"]
+
+    logs = collector.wait_for(
+        lambda: [r for r in ours(collector.logs()) if r["body"] == "did the work"], 30, "the record"
+    )
+    assert logs[0]["trace_id"]  # an unsampled trace still correlates its records
+    collector.wait_for(
+        lambda: [m for m in ours(collector.metrics()) if m["name"] == "tdd_epics_created_total"],
+        30,
+        "the counter",
+    )
+    assert ours(collector.spans()) == []
+
+
+def test_sampler_arg_and_console_exporter_take_effect(tmp_path: Path) -> None:
+    script = write(
+        tmp_path / "app.py",
+        """
+        from opentelemetry import trace
+        tracer = trace.get_tracer("ratio-app")
+        sampled = 0
+        for _ in range(400):
+            with tracer.start_as_current_span("ratio-span") as span:
+                sampled += span.get_span_context().trace_flags.sampled
+        print(f"sampled {sampled}", flush=True)
+        """,
+    )
+    result = run(
+        ["--exporter", "console", "--sampler", "traceidratio", "--sampler-arg", "0.5",
+         "python", str(script)]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("sampled ")]
+    sampled = int(line.split()[1])
+    # Binomial(400, 0.5): sd = 10; 140..260 is 6 sd either side.
+    assert 140 <= sampled <= 260, sampled
+    # --exporter console: the SDK's console exporter printed exactly the sampled spans.
+    assert result.stdout.count('"name": "ratio-span"') == sampled
 
 
 def test_instrumentors_load_when_their_library_is_imported(tmp_path: Path) -> None:
