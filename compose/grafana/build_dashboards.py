@@ -16,9 +16,11 @@ DEFAULT_SUBSTITUTIONS unless overridden. docs/dashboards.md describes the
 dashboards.
 
 Conventions the tests check (tests/unit/test_dashboards.py): every panel has
-at least one Prometheus query with a refId and a unit; every datasource is the
-provisioned uid "prometheus"; app queries filter on job=~"$service" (the OTel
-service.name) and instance=~"$instance".
+at least one Prometheus query with a refId and a unit; every stat and time
+series has thresholds beyond the base colour, or says in its description why
+not ("No threshold: <reason>", NO_THRESHOLD; the builder refuses a panel with
+neither); every datasource is the provisioned uid "prometheus"; app queries
+filter on job=~"$service" (the OTel service.name) and instance=~"$instance".
 """
 
 from __future__ import annotations
@@ -64,6 +66,30 @@ P95_CRITICAL_S = 1.0  # HighResponseTime
 MEMORY_WARNING_BYTES = 2 * 1024**3  # HighMemoryUsage
 ERRORS_CRITICAL_PER_S = 0.1  # HighErrorRate
 AUTH_FAILURES_WARNING_PER_S = 0.2  # AuthFailureSpike
+# "Any at all" for events that should not happen: one event in a 16-minute rate window
+# is above it (0 is not: Grafana colours a value with the highest step <= it).
+ANY_PER_S = 0.001
+
+# Thresholds of our own (no alert fires on these; docs/dashboards.md gives the reasons).
+DB_QUERY_WARNING_S = 0.1  # a fifth of the 0.5 s response-time budget in one query
+DB_QUERY_CRITICAL_S = 0.5  # one query alone spends the whole budget
+SYNC_WARNING_S = 1.0
+SYNC_CRITICAL_S = 5.0  # the example app syncs every 5 s: a longer sync falls behind
+CPU_WARNING = 0.8  # share of a core (process) or of all cores (host)
+CPU_CRITICAL = 0.95
+HOST_MEMORY_CRITICAL_BYTES = 256 * 1024**2
+HOST_MEMORY_WARNING_BYTES = 1024**3
+FOCUS_SHORT_S = 600  # focus broken off within 10 minutes
+FOCUS_LONG_S = 7200  # over 2 hours: most likely a timer left running
+PRODUCTIVITY_LOW = 1.0  # tasks completed per focus hour
+
+#: How a panel without thresholds says why, at the end of its description.
+NO_THRESHOLD = "No threshold: "
+#: The reason for panels that show how much happens (traffic, users, business volume).
+VOLUME = (
+    "a volume: what is normal depends on the team and the hour, so it is read against "
+    "its own history; the error, latency and drop panels carry the thresholds."
+)
 
 
 def sel(metric: str, extra: str = "") -> str:
@@ -169,6 +195,23 @@ class _Builder:
             .steps([m.Threshold(value=value, color=color) for value, color in steps])
         )
 
+    @staticmethod
+    def _why_no_thresholds(
+        title: str,
+        description: str,
+        thresholds: Sequence[tuple[float | None, str]],
+        no_thresholds: str,
+    ) -> str:
+        """The description; without thresholds beyond the base, it ends with the reason."""
+        if len(thresholds) > 1 and not no_thresholds:
+            return description
+        if len(thresholds) <= 1 and no_thresholds:
+            return f"{description} {NO_THRESHOLD}{no_thresholds}"
+        raise ValueError(
+            f"panel {title!r}: give thresholds beyond the base colour, or no_thresholds= "
+            "with the reason there are none (not both)"
+        )
+
     def row(self, title: str) -> Any:
         return self.sdk.dashboard_b.Row(title).id(self._id())
 
@@ -180,6 +223,7 @@ class _Builder:
         *,
         description: str,
         thresholds: Sequence[tuple[float | None, str]] = (),
+        no_thresholds: str = "",
         min_value: float | None = None,
         max_value: float | None = None,
         stacked: bool = False,
@@ -187,6 +231,7 @@ class _Builder:
         height: int = 8,
     ) -> Any:
         sdk = self.sdk
+        description = self._why_no_thresholds(title, description, thresholds, no_thresholds)
         panel = (
             sdk.timeseries.Panel()
             .id(self._id())
@@ -227,13 +272,15 @@ class _Builder:
         query: str,
         *,
         description: str,
-        thresholds: Sequence[tuple[float | None, str]] = ((None, "green"),),
+        thresholds: Sequence[tuple[float | None, str]] = (),
+        no_thresholds: str = "",
         mappings: Mapping[str, tuple[str, str]] | None = None,
         legend: str = "",
         span: int = 6,
         height: int = 4,
     ) -> Any:
         sdk = self.sdk
+        description = self._why_no_thresholds(title, description, thresholds, no_thresholds)
         panel = (
             sdk.stat.Panel()
             .id(self._id())
@@ -246,7 +293,7 @@ class _Builder:
             .graph_mode(sdk.common_m.BigValueGraphMode.AREA)
             .color_mode(sdk.common_m.BigValueColorMode.VALUE)
             .reduce_options(sdk.common_b.ReduceDataOptions().calcs(["lastNotNull"]))
-            .thresholds(self.thresholds(*thresholds))
+            .thresholds(self.thresholds(*(thresholds or ((None, "green"),))))
         )
         if mappings:
             m = sdk.dashboard_m
@@ -321,6 +368,9 @@ HEALTH_MAPPINGS = {
     "0": ("critical", "red"),
 }
 HEALTH_THRESHOLDS = ((None, "red"), (0.5, "orange"), (1, "green"))
+# Business counts in the range: none at all is orange (nobody working, or nothing reported).
+IDLE_THRESHOLDS = ((None, "orange"), (1, "green"))
+PRODUCTIVITY_THRESHOLDS = ((None, "orange"), (PRODUCTIVITY_LOW, "green"))
 
 
 def overview(b: _Builder) -> Any:
@@ -338,6 +388,7 @@ def overview(b: _Builder) -> Any:
             "short",
             f"sum({sel('tdd_active_users')})",
             description="tdd_active_users summed over the selected instances.",
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_panel(
@@ -346,6 +397,7 @@ def overview(b: _Builder) -> Any:
             "short",
             f"sum({sel('tdd_concurrent_users')})",
             description="tdd_concurrent_users: sessions open right now.",
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_panel(
@@ -380,6 +432,7 @@ def overview(b: _Builder) -> Any:
                 )
             ],
             description="Requests per second per service (tdd_response_time_seconds_count).",
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_panel(
@@ -421,6 +474,7 @@ def overview(b: _Builder) -> Any:
             ],
             description="Epics created per minute by project type. (The seed's "
             "tdd_epic_creations_total is tdd_epics_created_total, without a user_id label.)",
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_row(b.row("Health and telemetry pipeline"))
@@ -467,8 +521,9 @@ def overview(b: _Builder) -> Any:
                 ),
             ],
             description="Items the app's SDK dropped before export (TelemetryDropped), and "
-            "log records deliberately suppressed by sampling and rate limiting.",
+            "log records deliberately suppressed by sampling and rate limiting. Orange: any.",
             span=8,
+            thresholds=((None, "green"), (ANY_PER_S, "orange")),
         )
     )
     d = d.with_panel(
@@ -499,6 +554,8 @@ def overview(b: _Builder) -> Any:
             description="What the Collector's receivers accept and refuse (its self-metrics, "
             "job otel-collector-internal). CollectorRefusingData fires on sustained refusals.",
             span=12,
+            no_thresholds="accepted items are a volume; refusals, the other series, are what "
+            "CollectorRefusingData alerts on after 5m.",
         )
     )
     d = d.with_panel(
@@ -516,8 +573,9 @@ def overview(b: _Builder) -> Any:
                 ),
             ],
             description="Items exporters gave up on (CollectorExporterFailing) or could not "
-            "queue (CollectorDroppingData).",
+            "queue (CollectorDroppingData). Red: any (the data is lost).",
             span=12,
+            thresholds=((None, "green"), (ANY_PER_S, "red")),
         )
     )
     return d
@@ -580,6 +638,7 @@ def performance(b: _Builder) -> Any:
             ],
             description="Request rate per response status.",
             stacked=True,
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_panel(
@@ -587,8 +646,11 @@ def performance(b: _Builder) -> Any:
             "Tracked operations P95",
             "s",
             [(quantile(0.95, "tdd_operation_duration_seconds", by="operation"), "{{operation}}")],
-            description="p95 of functions decorated with @performance_tracked.",
+            description="p95 of functions decorated with @performance_tracked. Orange and red "
+            "at the response-time thresholds (0.5 s, 1 s): an operation that slow makes its "
+            "request slow.",
             min_value=0,
+            thresholds=LATENCY_THRESHOLDS,
         )
     )
     d = d.with_panel(
@@ -602,7 +664,9 @@ def performance(b: _Builder) -> Any:
                     "{{operation}}",
                 )
             ],
-            description="performance_context(alert_threshold_ms=...) breaches per second.",
+            description="performance_context(alert_threshold_ms=...) breaches per second. "
+            "Orange: any.",
+            thresholds=((None, "green"), (ANY_PER_S, "orange")),
         )
     )
     d = d.with_row(b.row("Spans (span_metrics connector in the Collector)"))
@@ -620,6 +684,7 @@ def performance(b: _Builder) -> Any:
             description="Spans per second, computed by the Collector from every span "
             "(RED metrics without instrumenting anything else).",
             span=8,
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_panel(
@@ -651,9 +716,15 @@ def performance(b: _Builder) -> Any:
                     "{{span_name}}",
                 )
             ],
-            description="p95 span duration (milliseconds: the connector's unit).",
+            description="p95 span duration (milliseconds: the connector's unit). Orange and red "
+            "at the response-time thresholds (500 ms, 1000 ms).",
             min_value=0,
             span=8,
+            thresholds=(
+                (None, "green"),
+                (P95_WARNING_S * 1000, "orange"),
+                (P95_CRITICAL_S * 1000, "red"),
+            ),
         )
     )
     d = d.with_row(b.row("Database and cache"))
@@ -667,9 +738,15 @@ def performance(b: _Builder) -> Any:
                     "{{operation}}",
                 )
             ],
-            description="p95 query time per operation.",
+            description="p95 query time per operation. Orange over 100 ms (a fifth of the 0.5 s "
+            "response-time budget in one query), red over 500 ms (all of it).",
             min_value=0,
             span=8,
+            thresholds=(
+                (None, "green"),
+                (DB_QUERY_WARNING_S, "orange"),
+                (DB_QUERY_CRITICAL_S, "red"),
+            ),
         )
     )
     d = d.with_panel(
@@ -687,6 +764,8 @@ def performance(b: _Builder) -> Any:
             description="Open connections per instance, and failed connection attempts per "
             "minute (DatabaseConnectionFailure).",
             span=8,
+            no_thresholds="it mixes open connections (a count: any level the pool allows is fine) "
+            "with failed connections per minute, on which DatabaseConnectionFailure alerts.",
         )
     )
     d = d.with_panel(
@@ -694,7 +773,8 @@ def performance(b: _Builder) -> Any:
             "Cache hit ratio",
             "percentunit",
             [(f"avg by (cache) ({sel('tdd_cache_hit_ratio')})", "{{cache}}")],
-            description="Hits / lookups per cache.",
+            description="Hits / lookups per cache (the example app: its epic lookup cache). Red "
+            "below 50 %, green from 80 %.",
             thresholds=((None, "red"), (0.5, "orange"), (0.8, "green")),
             min_value=0,
             max_value=1,
@@ -709,8 +789,10 @@ def performance(b: _Builder) -> Any:
                 (quantile(0.5, "tdd_sync_duration_seconds"), "p50"),
                 (quantile(0.95, "tdd_sync_duration_seconds"), "p95"),
             ],
-            description="Bidirectional sync duration.",
+            description="Bidirectional sync duration (the example app: epics and tasks with a "
+            "JSON file, every 5 s). Orange over 1 s, red over 5 s: longer than the interval.",
             min_value=0,
+            thresholds=((None, "green"), (SYNC_WARNING_S, "orange"), (SYNC_CRITICAL_S, "red")),
         )
     )
     d = d.with_panel(
@@ -741,8 +823,10 @@ def performance(b: _Builder) -> Any:
             "App CPU",
             "percentunit",
             [(f"sum by (instance) ({sel('tdd_cpu_usage_ratio')})", "{{instance}}")],
-            description="tdd_cpu_usage_ratio per instance (1 = one core).",
+            description="tdd_cpu_usage_ratio per instance (1 = one core). Orange from 80 %, red "
+            "from 95 %: a Python process rarely gets more than one core (the GIL).",
             min_value=0,
+            thresholds=((None, "green"), (CPU_WARNING, "orange"), (CPU_CRITICAL, "red")),
         )
     )
     d = d.with_panel(
@@ -756,10 +840,11 @@ def performance(b: _Builder) -> Any:
                     "{{instance}}",
                 )
             ],
-            description="Busy share of the host's CPUs.",
+            description="Busy share of the host's CPUs. Orange from 80 %, red from 95 %.",
             min_value=0,
             max_value=1,
             span=8,
+            thresholds=((None, "green"), (CPU_WARNING, "orange"), (CPU_CRITICAL, "red")),
         )
     )
     d = d.with_panel(
@@ -772,9 +857,15 @@ def performance(b: _Builder) -> Any:
                     "{{instance}}",
                 )
             ],
-            description="Memory the host can still give to processes.",
+            description="Memory the host can still give to processes. Orange under 1 GiB, red "
+            "under 256 MiB.",
             min_value=0,
             span=8,
+            thresholds=(
+                (None, "red"),
+                (HOST_MEMORY_CRITICAL_BYTES, "orange"),
+                (HOST_MEMORY_WARNING_BYTES, "green"),
+            ),
         )
     )
     d = d.with_panel(
@@ -787,9 +878,11 @@ def performance(b: _Builder) -> Any:
                     "{{instance}} {{device}}",
                 )
             ],
-            description="Share of time each disk was busy.",
+            description="Share of time each disk was busy. Orange from 80 %, red from 95 %: "
+            "I/O queues.",
             min_value=0,
             span=8,
+            thresholds=((None, "green"), (CPU_WARNING, "orange"), (CPU_CRITICAL, "red")),
         )
     )
     return d
@@ -810,7 +903,9 @@ def business(b: _Builder) -> Any:
             "Epics created",
             "short",
             f"sum(increase({sel('tdd_epics_created_total')}[$__range]))",
-            description="Epics created during the dashboard's time range.",
+            description="Epics created during the dashboard's time range. Orange: none (nobody "
+            "working, or the app not reporting).",
+            thresholds=IDLE_THRESHOLDS,
         )
     )
     d = d.with_panel(
@@ -818,7 +913,9 @@ def business(b: _Builder) -> Any:
             "Tasks completed",
             "short",
             f"sum(increase({sel('tdd_tasks_completed_total')}[$__range]))",
-            description="Tasks completed during the dashboard's time range.",
+            description="Tasks completed during the dashboard's time range. Orange: none (nobody "
+            "working, or the app not reporting).",
+            thresholds=IDLE_THRESHOLDS,
         )
     )
     d = d.with_panel(
@@ -826,7 +923,9 @@ def business(b: _Builder) -> Any:
             "Focus sessions",
             "short",
             f"sum(increase({sel('tdd_focus_sessions_total')}[$__range]))",
-            description="Focus sessions started during the dashboard's time range.",
+            description="Focus sessions started during the dashboard's time range. Orange: "
+            "none (nobody working, or the app not reporting).",
+            thresholds=IDLE_THRESHOLDS,
         )
     )
     d = d.with_panel(
@@ -835,7 +934,8 @@ def business(b: _Builder) -> Any:
             "none",
             f"avg({sel('tdd_user_productivity_score')})",
             description="tdd_user_productivity_score averaged over instances (an aggregate "
-            "gauge: no user_id label).",
+            "gauge: no user_id label): tasks completed per focus hour. Orange below 1.",
+            thresholds=PRODUCTIVITY_THRESHOLDS,
         )
     )
     d = d.with_row(b.row("Rates"))
@@ -852,6 +952,7 @@ def business(b: _Builder) -> Any:
             ],
             description="By project type.",
             stacked=True,
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_panel(
@@ -867,6 +968,7 @@ def business(b: _Builder) -> Any:
             ],
             description="By project type.",
             stacked=True,
+            no_thresholds=VOLUME,
         )
     )
     d = d.with_row(b.row("Focus and engagement"))
@@ -885,9 +987,11 @@ def business(b: _Builder) -> Any:
                     "mean",
                 ),
             ],
-            description="How long focus sessions last.",
+            description="How long focus sessions last. Orange under 10 minutes (focus broken "
+            "off) and over 2 hours (most likely a timer left running).",
             min_value=0,
             span=8,
+            thresholds=((None, "orange"), (FOCUS_SHORT_S, "green"), (FOCUS_LONG_S, "orange")),
         )
     )
     d = d.with_panel(
@@ -895,8 +999,10 @@ def business(b: _Builder) -> Any:
             "Productivity score",
             "none",
             [(f"avg by (job) ({sel('tdd_user_productivity_score')})", "{{job}}")],
-            description="Average productivity score per service.",
+            description="Average productivity score per service (tasks completed per focus "
+            "hour). Orange below 1.",
             span=8,
+            thresholds=PRODUCTIVITY_THRESHOLDS,
         )
     )
     d = d.with_panel(
@@ -910,6 +1016,7 @@ def business(b: _Builder) -> Any:
             description="Users active recently and sessions open now.",
             min_value=0,
             span=8,
+            no_thresholds=VOLUME,
         )
     )
     return d
@@ -957,7 +1064,8 @@ def security(b: _Builder) -> Any:
             "Rate-limit hits",
             "short",
             f"sum(increase({sel('tdd_rate_limit_hits_total')}[$__range]))",
-            description="Requests rejected by rate limiting during the time range.",
+            description="Requests rejected by rate limiting during the time range. Orange: any.",
+            thresholds=((None, "green"), (1, "orange")),
         )
     )
     d = d.with_row(b.row("Over time"))
@@ -973,6 +1081,8 @@ def security(b: _Builder) -> Any:
             ],
             description="Login attempts per second by result.",
             stacked=True,
+            no_thresholds="attempts by result, successes included; failures have the "
+            "AuthFailureSpike line in Failed logins per service.",
         )
     )
     d = d.with_panel(
@@ -1004,7 +1114,8 @@ def security(b: _Builder) -> Any:
                     "rate-limit hits",
                 ),
             ],
-            description="Per second.",
+            description="Per second. Orange: any.",
+            thresholds=((None, "green"), (ANY_PER_S, "orange")),
         )
     )
     d = d.with_panel(
@@ -1020,6 +1131,8 @@ def security(b: _Builder) -> Any:
             ],
             description="security_event() calls per second by event_type.",
             stacked=True,
+            no_thresholds="routine events (successful logins) stacked with attacks; the stats "
+            "and CSRF violations and rate-limit hits carry the thresholds.",
         )
     )
     return d

@@ -2,7 +2,8 @@
 
 Grafana itself cannot run here, so the dashboards are checked for what would
 break them: stale JSON (edited by hand, or the generator changed without a
-rerun), panels without a query, refId or unit, a datasource uid other than the
+rerun), panels without a query, refId or unit, a stat or time series without
+thresholds and without the reason why, a datasource uid other than the
 provisioned one, PromQL that does not parse (promtool), recording rules that
 do not exist. grafana-foundation-sdk (dev dependency) and promtool (Debian's
 prometheus package) must be installed: a missing one fails, never skips.
@@ -129,6 +130,61 @@ def test_every_panel_has_queries_with_ref_ids_and_a_unit(
     assert all(target.get("expr") for target in targets), "an empty query"
     assert panel["fieldConfig"]["defaults"].get("unit"), "no unit"
     assert panel.get("description"), "no description"
+
+
+THRESHOLDED_TYPES = {"stat", "gauge", "timeseries"}
+
+
+@pytest.mark.parametrize(
+    "dashboard,panel",
+    [(name, panel) for name, panel in query_panels() if panel["type"] in THRESHOLDED_TYPES],
+    ids=lambda v: v["title"] if isinstance(v, dict) else v,
+)
+def test_every_stat_gauge_and_time_series_has_a_unit_and_thresholds_or_says_why_not(
+    dashboard: str, panel: dict[str, Any]
+) -> None:
+    """A coloured level beyond the base step, or "No threshold: <reason>" in the description."""
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults.get("unit"), "no unit"
+    thresholds = defaults.get("thresholds") or {}
+    steps = thresholds.get("steps") or []
+    marker = generator().NO_THRESHOLD
+    reason = panel["description"].partition(marker)[2].strip()
+    if len(steps) > 1:
+        assert thresholds.get("mode") == "absolute", thresholds
+        assert steps[0].get("value") is None, f"the base step has a value: {steps}"
+        values = [step["value"] for step in steps[1:]]
+        assert values == sorted(values) and len(set(values)) == len(values), values
+        assert marker not in panel["description"], "thresholds, yet says there are none"
+    else:
+        assert len(reason) > 20, f"no threshold step beyond the base, and no reason: {steps}"
+
+
+def test_the_builder_refuses_a_panel_without_thresholds_or_reason() -> None:
+    module = generator()
+    builder = module._Builder(module._sdk())
+    with pytest.raises(ValueError, match="no_thresholds"):
+        builder.timeseries("Bare", "s", [("up", "")], description="d")
+    with pytest.raises(ValueError, match="no_thresholds"):
+        builder.stat(
+            "Both",
+            "s",
+            "up",
+            description="d",
+            thresholds=((None, "green"), (1, "red")),
+            no_thresholds="a reason",
+        )
+
+
+def test_business_panels_mostly_carry_thresholds() -> None:
+    """The issue's gap: the business dashboard had none; volume panels may say why not."""
+    business = [p for p in panels(dashboards()["business.json"]) if p["type"] != "row"]
+    with_steps = [
+        p["title"]
+        for p in business
+        if len(p["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])) > 1
+    ]
+    assert len(with_steps) >= 6, with_steps
 
 
 def test_panel_ids_are_unique_and_the_grid_is_24_wide() -> None:
