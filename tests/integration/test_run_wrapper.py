@@ -337,8 +337,8 @@ def test_sigint_is_left_to_python_a_keyboard_interrupt(tmp_path: Path) -> None:
         tmp_path / "app.py",
         """
         import time
-        print("ready", flush=True)
         try:
+            print("ready", flush=True)  # inside the try: a SIGINT right after it is caught too
             time.sleep(60)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
