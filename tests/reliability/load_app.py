@@ -17,7 +17,12 @@ Modes (``python load_app.py MODE --service NAME --endpoint URL [options]``):
     ``--rate`` items a second, numbered (span attribute and log data ``seq``),
     ``progress`` every 50 items. Commands on stdin: ``pause`` (stop emitting,
     flush, print ``paused`` with the count), ``resume``, ``stop`` (shut down,
-    print ``stopped`` with the number emitted and the drop totals).
+    print ``stopped`` with the number emitted and the drop totals), and for the
+    outage's latency and memory: ``sample`` (after a ``gc.collect()``, print
+    ``sample`` with RSS and allocated blocks), ``measure`` (from now on time
+    each call and a bare call beside it, at ``--measure-rate`` a second when
+    given), ``report`` (print ``latency`` over the calls timed since
+    ``measure``, as ``burst`` does; back to ``--rate``, untimed).
 ``signal``
     ``--threads`` threads, each ``--rate`` items a second, under
     ``GracefulShutdown``; a priority-1 cleanup stops and joins them, so every item
@@ -31,6 +36,7 @@ import argparse
 import gc
 import json
 import os
+import queue
 import statistics
 import sys
 import threading
@@ -147,13 +153,7 @@ def burst(args: argparse.Namespace, ops_url: str) -> None:
         calls=seq,
         errors=errors,
         elapsed_s=round(elapsed, 3),
-        latency_us={
-            "p50": round(statistics.median(instrumented), 1),
-            "p99": round(percentile(instrumented, 0.99), 1),
-            "p999": round(percentile(instrumented, 0.999), 1),
-            "max": round(max(instrumented), 1),
-        },
-        bare_p99_us=round(percentile(bare, 0.99), 2),
+        **latency_figures(instrumented, bare, slot),
         rss_bytes=rss,
         allocated_blocks=blocks,
         health_telemetry_dropped=health.get("telemetry_dropped"),
@@ -166,11 +166,29 @@ def burst(args: argparse.Namespace, ops_url: str) -> None:
     )
 
 
+def latency_figures(instrumented: array[float], bare: array[float], count: int) -> dict[str, Any]:
+    timed, beside = instrumented[:count], bare[:count]
+    return {
+        "latency_us": {
+            "p50": round(statistics.median(timed), 1),
+            "p99": round(percentile(timed, 0.99), 1),
+            "p999": round(percentile(timed, 0.999), 1),
+            "max": round(max(timed), 1),
+        },
+        "bare_p99_us": round(percentile(beside, 0.99), 2),
+        "calls_timed": count,
+    }
+
+
+STEADY_TIMED_MAX = 100_000  # calls timed after ``measure``: 500 s at 200/s
+
+
 def steady(args: argparse.Namespace) -> None:
     running = threading.Event()
     running.set()
     stop = threading.Event()
     pause_requested = threading.Event()
+    requests: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def read_commands() -> None:
         for line in sys.stdin:
@@ -180,10 +198,39 @@ def steady(args: argparse.Namespace) -> None:
                 pause_requested.set()
             elif command == "resume":
                 running.set()
+            elif command in ("sample", "measure", "report"):
+                requests.put(command)  # done between two calls, on the emitting thread
             elif command == "stop":
                 break
         stop.set()
         running.set()
+
+    # Preallocated before any sample: the measurement must not be the memory that grows.
+    instrumented = array("d", bytes(8 * STEADY_TIMED_MAX))
+    bare = array("d", bytes(8 * STEADY_TIMED_MAX))
+    timing = False
+    slot = 0
+    clock = time.perf_counter_ns
+
+    def serve_requests() -> None:
+        nonlocal timing, slot
+        while not requests.empty():
+            request = requests.get()
+            if request == "sample":
+                gc.collect()  # live objects only, as in ``burst``
+                say("sample", emitted=seq, rss=rss_bytes(), blocks=sys.getallocatedblocks())
+            elif request == "measure":
+                timing, slot = True, 0
+                set_rate(args.measure_rate or args.rate)
+            else:
+                timing = False
+                set_rate(args.rate)
+                figures = latency_figures(instrumented, bare, slot) if slot else {}
+                say("latency", **{"calls_timed": slot, **figures})
+
+    def set_rate(rate: float) -> None:
+        nonlocal interval, next_at
+        interval, next_at = 1.0 / rate, time.monotonic()
 
     threading.Thread(target=read_commands, daemon=True).start()
     interval = 1.0 / args.rate
@@ -191,6 +238,7 @@ def steady(args: argparse.Namespace) -> None:
     next_at = time.monotonic()
     say("ready")
     while not stop.is_set():
+        serve_requests()
         if not running.is_set():
             if pause_requested.is_set():
                 pause_requested.clear()
@@ -199,11 +247,19 @@ def steady(args: argparse.Namespace) -> None:
             running.wait()
             next_at = time.monotonic()
             continue
+        t0 = clock()
         try:
             work_item(seq)
         except Exception:
             errors += 1
             traceback.print_exc()
+        t1 = clock()
+        bare_item(seq)
+        t2 = clock()
+        if timing and slot < STEADY_TIMED_MAX:
+            instrumented[slot] = (t1 - t0) / 1e3
+            bare[slot] = (t2 - t1) / 1e3
+            slot += 1
         seq += 1
         if seq % 50 == 0:
             say("progress", emitted=seq, dropped=dropped_totals())
@@ -272,6 +328,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--measure-rate", type=float, default=0.0, help="steady: 0 = --rate")
     parser.add_argument("--burst-rate", type=float, default=0.0, help="0: as fast as it can")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -197,6 +197,43 @@ def wait_until(predicate: Any, timeout_s: float, what: str) -> Any:
     pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def measure_while_down(child: subprocess.Popen[str], stderr_path: Path) -> dict[str, Any]:
+    """Latency and memory of the app while the Collector is away, once its queues are full.
+
+    The baseline is taken when both queues are at their bound (as ``burst`` takes it
+    after its warm-up): at 200 items/s a failed export holds its batch ~7 s, so the
+    queues fill in ~15 s. Full is seen from the outside: the drop count then rises
+    with every item (the oldest is pushed out), not once per failed batch, so a rise
+    in three progress events in a row (150 items, well under one retry cycle) means
+    evictions. Then 5,000 more calls, timed, with a memory sample every 1,000.
+
+    They run at 2,000/s (``--measure-rate``), the rate of the down-at-start test: at
+    200/s each call starts cold after a 5 ms sleep, and its p99 on this shared
+    2-core machine is ~0.7 ms with the Collector up too -- a cost of the machine
+    and the rate, not of the outage, which would eat the 1 ms margin.
+    """
+    started = time.monotonic()
+    last = next_event(child, "progress", stderr_path)["dropped"]
+    rising = 0
+    while rising < 3:
+        now = next_event(child, "progress", stderr_path)["dropped"]
+        both = now["traces"] > last["traces"] and now["logs"] > last["logs"]
+        rising = rising + 1 if both else 0
+        last = now
+    queue_full_after_s = round(time.monotonic() - started, 1)
+    send(child, "sample")
+    send(child, "measure")
+    samples = [next_event(child, "sample", stderr_path)]
+    while len(samples) < 6:
+        event = next_event(child, "progress", stderr_path)
+        if event["emitted"] >= samples[-1]["emitted"] + 1_000:
+            send(child, "sample")
+            samples.append(next_event(child, "sample", stderr_path))
+    send(child, "report")
+    latency = next_event(child, "latency", stderr_path)
+    return {"samples": samples, "latency": latency, "queue_full_after_s": queue_full_after_s}
+
+
 def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_is_counted(
     collector: Any, tmp_path: Path
 ) -> None:
@@ -205,7 +242,7 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
     stderr_path = tmp_path / "app.stderr"
     env = app_env(OTEL_BSP_SCHEDULE_DELAY="500", OTEL_BLRP_SCHEDULE_DELAY="500")
     args = ["steady", "--service", service, "--endpoint", collector.otlp_http_endpoint]
-    args += ["--rate", "200"]
+    args += ["--rate", "200", "--measure-rate", "2000"]
     restarted: LocalStack | None = None
     with app(args, env, stderr_path) as child:
         try:
@@ -229,6 +266,7 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
                 dropped_so_far = next_event(child, "progress", stderr_path)["dropped"]
                 if dropped_so_far["traces"] and dropped_so_far["logs"]:
                     break
+            outage = measure_while_down(child, stderr_path)
             progress = next_event(child, "progress", stderr_path)
             assert child.poll() is None  # the app kept working
 
@@ -265,6 +303,14 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
                 restarted.down()
     assert stopped["errors"] == 0
     assert stopped["clean"] is True  # the Collector is back: the final flush completes
+    # While it was down, as with the Collector down at start: calls stay fast, memory flat.
+    latency = outage["latency"]
+    added_p99_us = latency["latency_us"]["p99"] - latency["bare_p99_us"]
+    assert added_p99_us < 1_000, latency
+    blocks = [sample["blocks"] for sample in outage["samples"]]
+    rss = [sample["rss"] for sample in outage["samples"]]
+    assert max(blocks) - blocks[0] < 20_000, blocks
+    assert max(rss) - rss[0] < 16 * MB, [round(r / MB, 1) for r in rss]
     spans, logs = received(collector, service)
     assert dropped["traces"] > 0 and dropped["logs"] > 0, dropped
     # Sent = received + counted, item by item: nothing vanished without a count.
@@ -282,6 +328,14 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
                 "at_restart": at_restart,
                 "new_items_arrived_within_s": round(resumed_after_s, 1),
                 "shutdown_s": stopped["shutdown_s"],
+                "while_down": {
+                    "latency_us": latency["latency_us"],
+                    "bare_p99_us": latency["bare_p99_us"],
+                    "calls_timed": latency["calls_timed"],
+                    "rss_mb": [round(r / MB, 2) for r in rss],
+                    "allocated_blocks": blocks,
+                    "queue_full_after_s": outage["queue_full_after_s"],
+                },
             }
         )
     )
