@@ -534,26 +534,40 @@ class WriteJson:
     def __init__(self, stream_name: str = "stdout", stream: IO[Any] | None = None) -> None:
         self._stream_name = stream_name
         self._stream = stream
+        # (stream, write, flush) for the last stream written to: how to write to a stream
+        # is worked out once, not per record (a failed getattr costs an exception).
+        self._writer: tuple[object, Callable[[bytes], object], Callable[[], object]] = (
+            None,
+            len,
+            int,
+        )
 
     def _target(self) -> IO[Any]:
         # Looked up per record, so a later redirection of sys.stdout (pytest, a daemon) is followed.
         return self._stream or (sys.stdout if self._stream_name == "stdout" else sys.stderr)
+
+    @staticmethod
+    def _writer_for(
+        stream: IO[Any],
+    ) -> tuple[object, Callable[[bytes], object], Callable[[], object]]:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            return stream, buffer.write, buffer.flush
+        if isinstance(stream, io.TextIOBase) or not hasattr(stream, "readinto"):
+            write_text = stream.write
+            return stream, lambda line: write_text(line.decode("utf-8")), stream.flush
+        return stream, stream.write, stream.flush  # a binary stream (BytesIO, a socket file)
 
     def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
         event.pop("_time_ns", None)
         event.pop("_context", None)
         line = render_json(event)
         stream = self._target()
-        buffer = getattr(stream, "buffer", None)
-        if buffer is not None:
-            buffer.write(line)
-            buffer.flush()
-        elif isinstance(stream, io.TextIOBase) or not hasattr(stream, "readinto"):
-            stream.write(line.decode("utf-8"))
-            stream.flush()
-        else:  # a binary stream (BytesIO, a socket file)
-            stream.write(line)
-            stream.flush()
+        writer = self._writer
+        if writer[0] is not stream:
+            writer = self._writer = self._writer_for(stream)
+        writer[1](line)
+        writer[2]()
         return event
 
 
