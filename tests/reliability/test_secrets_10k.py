@@ -4,10 +4,20 @@ The strategies are the unit suite's (tests/unit/test_redaction_and_robustness.py
 300 examples there): nested payloads with secrets under secret-like keys at any
 depth. Here otel-tdd is configured once and each example is written through
 every path -- ``StructuredLogger.info``, ``security_event``, a stdlib record with
-``extra=``, a ``performance_context`` -- then checked in three outputs: the JSON
-lines on stdout, the OTLP protobuf the exporters would send (the SDK's own
-encoder over what reached the processors), and the Alertmanager payload built
-from the same data.
+``extra=``, a ``performance_context``, ``StructuredLogger.alert`` and
+``otel_tdd.alerting.alert`` with the raw data -- then checked in three outputs:
+the JSON lines on stdout, the OTLP protobuf the exporters would send, and the
+Alertmanager body the alert sender would POST.
+
+OTLP: the capture's processors sit on the same providers beside the OTLP ones and
+receive the same span and record objects; the OTLP HTTP exporters send exactly
+``encode_spans`` / ``encode_logs`` of their batch, which is what is encoded here.
+
+Alerts: 20,000 loopback POSTs would dominate the run, so the seam is the client
+that ``alert()`` hands its payload to (``AlertmanagerClient.submit``): a subclass
+keeps the body its sender thread would POST (``json.dumps([payload])``) instead
+of queueing it. Redaction happens in ``alert()`` before that; the unit test
+(300 examples) checks the same through a real POST to a loopback Alertmanager.
 """
 
 from __future__ import annotations
@@ -23,8 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from otel_tdd.alerting import build_payload
-from otel_tdd.redaction import Redactor
+from otel_tdd import _runtime
+from otel_tdd.alerting import AlertmanagerClient, alert
 from otel_tdd.structured_logging import StructuredLogger
 from otel_tdd.testing import Capture, capture_telemetry
 
@@ -37,13 +47,35 @@ EXAMPLES = 10_000
 checked = {"examples": 0, "secrets": 0}
 
 
+class CapturingClient(AlertmanagerClient):
+    """What would be POSTed, kept in memory; every alert accepted (no dedup, no queue)."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", dedup_window_s=0)  # never contacted
+        self.bodies: list[bytes] = []
+
+    def submit(self, payload: dict[str, Any]) -> bool:
+        self.bodies.append(json.dumps([payload]).encode())  # the body ``_post`` sends
+        return True
+
+
 @pytest.fixture(scope="module")
 def capture() -> Any:
-    with capture_telemetry(log_level="INFO") as running:
+    # alertmanager_url turns alerting on; the ``alerts`` client stands in for its sender.
+    with capture_telemetry(log_level="INFO", alertmanager_url="http://127.0.0.1:9") as running:
         yield running
 
 
-def outputs_of(capture: Capture, payload: dict[str, Any]) -> list[bytes]:
+@pytest.fixture(scope="module")
+def alerts(capture: Capture) -> CapturingClient:
+    client = CapturingClient()
+    runtime = _runtime.current()
+    runtime.extras["alertmanager"] = client  # where alert() looks its client up
+    runtime.closers.append(client.close)
+    return client
+
+
+def outputs_of(capture: Capture, alerts: CapturingClient, payload: dict[str, Any]) -> list[bytes]:
     capture.clear()
     logger = StructuredLogger("prop")
     logger.info("payload", payload)
@@ -51,17 +83,20 @@ def outputs_of(capture: Capture, payload: dict[str, Any]) -> list[bytes]:
     logging.getLogger("stdlib").warning("extra", extra={"payload": payload, **payload})
     with logger.performance_context("op") as perf:
         perf.update(payload)
+    alerts.bodies.clear()
+    logger.alert("SecretsProbe", payload)
+    alert("SecretsProbeDirect", payload, alert_channels=["slack"])
+    assert len(alerts.bodies) == 2  # both reached the sender: the check is not vacuous
     stdout = capture.stream.getvalue()
     otlp_spans = encode_spans(capture.spans()).SerializeToString()
     otlp_logs = encode_logs(capture.otel_logs()).SerializeToString()
-    alert = json.dumps(
-        build_payload("A", Redactor().mapping(payload), "warning", ["slack"], "svc")
-    ).encode()
-    return [stdout, otlp_spans, otlp_logs, alert]
+    return [stdout, otlp_spans, otlp_logs, *alerts.bodies]
 
 
 @pytest.mark.timeout(900)
-def test_no_secret_value_in_10000_generated_payloads(capture: Capture) -> None:
+def test_no_secret_value_in_10000_generated_payloads(
+    capture: Capture, alerts: CapturingClient
+) -> None:
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -71,7 +106,7 @@ def test_no_secret_value_in_10000_generated_payloads(capture: Capture) -> None:
     @given(payloads())
     def check(case: tuple[dict[str, Any], list[str]]) -> None:
         payload, secrets = case
-        outputs = outputs_of(capture, payload)
+        outputs = outputs_of(capture, alerts, payload)
         assert outputs[0] and outputs[2]  # something was written: the check is not vacuous
         for secret in secrets:
             needle = secret.encode()
