@@ -27,7 +27,9 @@ fails loudly instead of silently losing the speed.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import warnings
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -154,46 +156,57 @@ def _settings(attributes: object) -> dict[str, Any]:
 
 
 def fast_path_works(logger: SDKLogger, limits: LogRecordLimits) -> bool:
-    """Whether records built here equal the SDK's own, on the installed SDK."""
+    """Whether records built here equal the SDK's own, on the installed SDK.
+
+    The probe record has two attributes: under a configured count limit below that,
+    it is checked with room for them (a record over the real limit takes the SDK's
+    path anyway), so the check neither warns about attributes nobody logged nor
+    turns the fast path off for the whole process.
+    """
+    if (limits.max_log_record_attributes or 0) < 2:
+        limits = copy.copy(limits)
+        limits.max_log_record_attributes = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a probe: whatever it warns about, nobody logged it
+        try:
+            return _probe(logger, limits)
+        except Exception:  # any incompatibility means: use the SDK's path
+            return False
+
+
+def _probe(logger: SDKLogger, limits: LogRecordLimits) -> bool:
+    """One record built both ways, compared."""
     from opentelemetry.trace import NonRecordingSpan, TraceFlags, set_span_in_context
 
     span_context = SpanContext(0x1234, 0x56, is_remote=False, trace_flags=TraceFlags(1))
     context = set_span_in_context(NonRecordingSpan(span_context))
     attributes: dict[str, Any] = {"user_id": "u", "data": {"k": 1}}
-    try:
-        record = ValidLogRecord(
-            1,
-            2,
-            context,
-            span_context,
-            "INFO",
-            SeverityNumber.INFO,
-            "m",
-            bounded(dict(attributes), limits),
-        )
-        ours = ValidReadWriteLogRecord(
-            record,
-            logger.resource,
-            logger.instrumentation_scope,
-            limits,
-        )
-        sdk = ReadWriteLogRecord._from_api_log_record(  # what Logger.emit calls
-            record=LogRecord(
-                timestamp=1,
-                observed_timestamp=2,
-                context=context,
-                severity_text="INFO",
-                severity_number=SeverityNumber.INFO,
-                body="m",
-                attributes=dict(attributes),
-            ),
-            resource=logger.resource,
-            instrumentation_scope=logger.instrumentation_scope,
-            limits=limits,
-        )
-        return _same(ours, sdk, attributes)
-    except Exception:  # any incompatibility means: use the SDK's path
-        return False
+    record = ValidLogRecord(
+        1,
+        2,
+        context,
+        span_context,
+        "INFO",
+        SeverityNumber.INFO,
+        "m",
+        bounded(dict(attributes), limits),
+    )
+    ours = ValidReadWriteLogRecord(record, logger.resource, logger.instrumentation_scope, limits)
+    sdk = ReadWriteLogRecord._from_api_log_record(  # what Logger.emit calls
+        record=LogRecord(
+            timestamp=1,
+            observed_timestamp=2,
+            context=context,
+            severity_text="INFO",
+            severity_number=SeverityNumber.INFO,
+            body="m",
+            attributes=dict(attributes),
+        ),
+        resource=logger.resource,
+        instrumentation_scope=logger.instrumentation_scope,
+        limits=limits,
+    )
+    return _same(ours, sdk, attributes)
 
 
 def _same(

@@ -536,8 +536,10 @@ class WriteJson:
         self._stream = stream
         # (stream, write, flush) for the last stream written to: how to write to a stream
         # is worked out once, not per record (a failed getattr costs an exception).
+        # The placeholder matches no stream, not even None (sys.stdout under pythonw), so a
+        # missing stream still fails loudly in _writer_for instead of writing nowhere.
         self._writer: tuple[object, Callable[[bytes], object], Callable[[], object]] = (
-            None,
+            object(),
             len,
             int,
         )

@@ -113,6 +113,22 @@ def test_fast_path_works_holds_on_the_installed_sdk() -> None:
     assert _sdk_log_records.fast_path_works(*target)
 
 
+@pytest.mark.parametrize("count_limit", [0, 1])
+def test_a_small_count_limit_neither_warns_at_the_probe_nor_disables_the_shortcut(
+    count_limit: int,
+) -> None:
+    import warnings
+
+    limits = LogRecordLimits(max_attributes=count_limit, max_log_record_attributes=count_limit)
+    logger = LoggerProvider(shutdown_on_exit=False, log_record_limits=limits).get_logger("x")
+    target = _sdk_log_records.fast_target(logger)
+    assert target is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here would be about nothing the app logged
+        assert _sdk_log_records.fast_path_works(*target)
+    assert limits.max_log_record_attributes == count_limit  # the provider's limits untouched
+
+
 def test_the_sdk_internals_the_fast_path_relies_on() -> None:
     # BoundedAttributes keeps its items in _dict.
     attributes = BoundedAttributes(10, {"a": "b"}, False, None)
@@ -128,6 +144,7 @@ def test_the_sdk_internals_the_fast_path_relies_on() -> None:
 
 def test_records_equal_the_sdks_own_on_the_wire(in_request: None) -> None:
     ours, sdk, _ = emit_both_ways({"data": {"epic_id": 42, "login_method": "oauth", "ok": True}})
+    assert isinstance(ours.log_record, _sdk_log_records.ValidLogRecord)  # the shortcut, compared
     assert encoded(ours) == encoded(sdk)
     assert ours.log_record.trace_id == trace.get_current_span().get_span_context().trace_id
     assert ours.log_record.span_id == trace.get_current_span().get_span_context().span_id
@@ -137,6 +154,7 @@ def test_records_equal_the_sdks_own_on_the_wire(in_request: None) -> None:
 
 def test_exception_and_baggage_ids_travel_as_attributes(in_request: None) -> None:
     ours, sdk, _ = emit_both_ways({"exception": "Traceback...\nValueError: boom\n"})
+    assert isinstance(ours.log_record, _sdk_log_records.ValidLogRecord)  # the shortcut, compared
     assert encoded(ours) == encoded(sdk)
     attributes = dict(ours.log_record.attributes or {})
     assert attributes == {
@@ -149,6 +167,7 @@ def test_exception_and_baggage_ids_travel_as_attributes(in_request: None) -> Non
 
 def test_outside_a_span_the_record_has_no_trace_context() -> None:
     ours, sdk, _ = emit_both_ways({})
+    assert isinstance(ours.log_record, _sdk_log_records.ValidLogRecord)  # the shortcut, compared
     assert ours.log_record.trace_id == 0 and ours.log_record.span_id == 0
     assert encoded(ours) == encoded(sdk)
 

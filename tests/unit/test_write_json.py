@@ -39,3 +39,13 @@ def test_binary_and_text_streams_get_one_line_each() -> None:
     WriteJson(stream=text)("app", 20, event("t"))
     assert json.loads(binary.getvalue()) == {"message": "b"}
     assert json.loads(text.getvalue()) == {"message": "t"}
+
+
+def test_a_missing_stdout_fails_loudly_instead_of_writing_nowhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sys.stdout is None under pythonw and some daemons: the caller's error handling
+    # must see it (and count it), not a silent no-op writer.
+    monkeypatch.setattr(sys, "stdout", None)
+    with pytest.raises(AttributeError):
+        WriteJson("stdout")("app", 20, event("lost"))
