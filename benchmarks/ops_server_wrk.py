@@ -204,10 +204,16 @@ def app_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
             if not line:
                 app.wait(10)
                 raise RuntimeError(f"the app exited ({app.returncode}) before printing its URL")
+            # Keep reading its stderr, so a chatty app never blocks on a full pipe.
+            threading.Thread(target=app.stderr.read, name="drain-app-stderr", daemon=True).start()
             yield json.loads(line)["url"], app
         finally:
             app.terminate()
-            app.wait(timeout=10)
+            try:
+                app.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                app.kill()  # never leave the app behind, even one stuck in its shutdown
+                app.wait(timeout=10)
 
 
 def main() -> int:

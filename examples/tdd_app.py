@@ -241,7 +241,16 @@ class SyncService:
             started = time.perf_counter()
             try:
                 counts = self._sync()
-            except (OSError, ValueError, sqlite3.Error) as error:
+            # A file someone edited by hand can hold anything: LookupError, TypeError and
+            # AttributeError are a malformed document, reported like any failed sync.
+            except (
+                OSError,
+                ValueError,
+                LookupError,
+                TypeError,
+                AttributeError,
+                sqlite3.Error,
+            ) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
                 catalog.errors.add(1, {"type": "sync_failed"})
                 self.logger.exception("Epic sync failed", {"path": self.path})
@@ -506,9 +515,10 @@ class _Handler(BaseHTTPRequestHandler):
         return  # request lines are already JSON records and spans
 
 
-def serve(app: App, host: str, port: int) -> None:
+def serve(app: App, host: str, port: int) -> int:
     handler = type("Handler", (_Handler,), {"app": app})
     server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = False  # so server_close() waits for the requests in flight
     health = health_monitor(app)
     health.start_periodic_checks(REPORT_INTERVAL_S)
     stop = threading.Event()
@@ -523,19 +533,22 @@ def serve(app: App, host: str, port: int) -> None:
     threading.Thread(target=report, name="report-gauges", daemon=True).start()
 
     # SIGTERM (an orchestrator) and SIGINT (Ctrl-C): readiness turns 503, the
-    # server stops taking requests and finishes the ones in flight, then the
-    # telemetry is flushed, so the last requests' records are not lost.
+    # server stops taking requests (shutdown) and waits for the ones in flight
+    # (server_close), then the telemetry is flushed, so the last requests' records
+    # are not lost.
     shutdown = GracefulShutdown()
     shutdown.register_cleanup(server.shutdown, priority=1)
+    shutdown.register_cleanup(server.server_close, priority=1)
     shutdown.register_cleanup(stop.set, priority=2)
     shutdown.register_cleanup(health.stop_periodic_checks, priority=2)
     shutdown.install_signal_handlers()
 
     logger.info("Serving", {"url": f"http://{host}:{server.server_address[1]}"})
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    server.serve_forever()  # returns once the shutdown's first cleanup ran
+    # The process's exit code is the shutdown's: 1 if a cleanup failed or the flush
+    # was incomplete.
+    result = shutdown.wait()
+    return result.exit_code if result is not None else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -554,8 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     otel_tdd.configure(service_name=args.service_name)
     app = App(sync_path=args.sync_file)
     if args.mode == "serve":
-        serve(app, args.host, args.port)
-        return 0
+        return serve(app, args.host, args.port)
     counts = run_workload(app, args.epics, args.tasks, args.sessions)
     app.sync.sync()
     app.report()

@@ -185,6 +185,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnderTest]:
         running.down()
 
 
+# The live dashboard proofs' fixtures (tests/e2e/test_dashboards_live.py and
+# test_remote_write_vm.py). Here and not in a tests/e2e/conftest.py: a second module
+# named ``conftest`` replaces this one in sys.modules, and the tests' runtime
+# ``from conftest import StackUnderTest`` then fails.
+
+
+@pytest.fixture(scope="module")
+def node_exporter(stack: StackUnderTest) -> Iterator[str]:
+    """prometheus-node-exporter (Debian's, as in docker-compose), scraped by compose's job."""
+    from dashboard_workload import running_node_exporter  # tests/e2e, on sys.path there
+
+    with running_node_exporter(stack) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def workload(
+    stack: StackUnderTest, node_exporter: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The example app's demo once, then ``serve`` under load plus the rarer events."""
+    from dashboard_workload import running_workload
+
+    with running_workload(stack, tmp_path_factory.mktemp("app"), "tdd-dash") as running:
+        yield running
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_process_left_behind() -> Iterator[None]:
     """Safety net: stop, by pid, anything a fixture or test started and did not stop."""

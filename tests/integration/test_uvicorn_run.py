@@ -9,6 +9,7 @@ signal first, shuts down, and re-raises it to our handler, which must end with 0
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ pytestmark = pytest.mark.integration
 SERVICE = "tasks-uvicorn"
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def test_uvicorn_requests_become_server_spans_and_correlated_json_logs(
     collector: Any, tmp_path: Path
 ) -> None:
@@ -33,10 +42,15 @@ def test_uvicorn_requests_become_server_spans_and_correlated_json_logs(
         "fastapi_app:app",
     ]  # fmt: skip
     with running(argv, clean_env(FLUSH_ONLY_AT_EXIT), tmp_path, "uvicorn") as server:
-        server.wait_http(f"{base}/tasks/1")  # the first request, once it is up
-        answers = [http_get(f"{base}/tasks/{task_id}") for task_id in (1, 2, 3, 9)]
-        assert [status for status, _ in answers] == [200, 200, 200, 404], answers
-        handler_trace_ids = {json.loads(body)["trace_id"] for _, body in answers[:3]}
+        # Up = the port accepts connections. Not an HTTP poll: a poll that times out on a
+        # slow start and retries would make requests this test does not count.
+        up = process.wait_until(
+            lambda: _accepts(port), timeout=60, alive=lambda: server.proc.poll() is None
+        )
+        assert up, f"uvicorn never listened on {port}\n{server.output()}"
+        answers = [http_get(f"{base}/tasks/{task_id}") for task_id in (1, 1, 2, 3, 9)]
+        assert [status for status, _ in answers] == [200, 200, 200, 200, 404], answers
+        handler_trace_ids = {json.loads(body)["trace_id"] for _, body in answers[:4]}
         assert not [s for s in collector.spans() if s["service_name"] == SERVICE]  # not yet
         assert server.terminate() == 0, server.output()
     requests = 5
