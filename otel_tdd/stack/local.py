@@ -19,7 +19,10 @@ id to ``gateway-1`` .. ``gateway-N`` (``collector/gateway.yaml``), each with its
 own ports and ``gateway-i/data/`` file output. The agent's gateway list is the
 overlay ``agent/gateways.yaml``; :meth:`LocalStack.rebalance` rewrites it with
 the gateways that still run and reloads the agent (SIGHUP), which is what the
-``k8s`` resolver does from EndpointSlices in a cluster.
+``k8s`` resolver does from EndpointSlices in a cluster. ``up --gateways N``
+also starts the ``resolver`` process, which does that every second
+(``stack rebalance --watch 1``) so that a dead gateway leaves the agent's ring
+without anyone typing a command; ``--resolver-interval 0`` leaves it out.
 
 ``down`` signals a pid only while it still runs the exact command line ``up``
 recorded (which names files in this directory), so a stale ``state.json`` whose
@@ -65,6 +68,7 @@ __all__ = [
     "COMPONENTS",
     "DEFAULT_PORTS",
     "GATEWAY_PORTS",
+    "RESOLVER",
     "ComponentStatus",
     "LocalStack",
     "Receivers",
@@ -80,11 +84,17 @@ __all__ = [
 COMPONENTS: tuple[str, ...] = ("collector", "prometheus", "alertmanager")
 # Prometheus last up and first down: it scrapes the Collector and alerts into
 # Alertmanager, so neither is missing while it runs. In two-tier mode the gateways
-# come up before the agent that sends to them, and go down after it has drained.
-_START_ORDER = ("gateway", "collector", "agent", "alertmanager", "prometheus")
+# come up before the agent that sends to them, and go down after it has drained;
+# the resolver comes up last and goes down first, so it never sees a stack that
+# is only half there and drops gateways that are merely starting or stopping.
+_START_ORDER = ("gateway", "collector", "agent", "alertmanager", "prometheus", "resolver")
 
 # The Collector tier in two-tier mode: these processes stand for "collector".
 AGENT = "agent"
+# Two-tier mode's stand-in for the k8s resolver: `stack rebalance --watch` as a process.
+RESOLVER = "resolver"
+# The resolver's first log line; its readiness (it serves no HTTP).
+_RESOLVER_READY = "watching the gateways"
 _GATEWAY = "gateway"
 MAX_GATEWAYS = 9
 
@@ -260,6 +270,10 @@ class StackConfig:
     gateways: int = 0
     # Extra variables for every Collector process, e.g. {"OTELCOL_TAIL_DECISION_WAIT": "2s"}.
     collector_env: Mapping[str, str] = field(default_factory=dict)
+    # Two-tier mode: seconds between the resolver's health checks of the gateways;
+    # None leaves the resolver out (the agent keeps its gateway list until
+    # `stack rebalance`, as the static resolver does).
+    resolver_interval: float | None = 1.0
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.components if c not in COMPONENTS]
@@ -272,6 +286,11 @@ class StackConfig:
             raise StackError(f"--gateways {self.gateways}: choose 0 to {MAX_GATEWAYS}")
         if self.gateways and "collector" not in self.components:
             raise StackError("--gateways needs the collector component (agent and gateways)")
+        if self.resolver_interval is not None and not 0.2 <= self.resolver_interval <= 3600:
+            raise StackError(
+                f"--resolver-interval {self.resolver_interval:g}: choose 0.2 to 3600 seconds, "
+                "or 0 to run no resolver"
+            )
         for key, port in self.ports.items():
             component, _, name = key.partition(".")
             if component not in self.processes or name not in _default_ports(component):
@@ -288,6 +307,8 @@ class StackConfig:
         for component in self.components:
             if component == "collector" and self.gateways:
                 names += [AGENT, *gateway_names(self.gateways)]
+                if self.resolver_interval is not None:
+                    names.append(RESOLVER)
             else:
                 names.append(component)
         return tuple(_start_order(names))
@@ -689,6 +710,15 @@ class LocalStack:
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self._state.processes.items()}
 
+    def _is_ready(self, component: str) -> bool:
+        """Whether a running component answers: its health URL, or the resolver's log line."""
+        if component == RESOLVER:
+            try:
+                return _RESOLVER_READY in self.log_path(RESOLVER).read_text(errors="replace")
+            except FileNotFoundError:
+                return False
+        return process.http_ok(self._ready_url(component))
+
     def _ready_url(self, component: str) -> str:
         if _gateway_index(component) is not None:
             return self.gateway_health_url(component)
@@ -698,6 +728,8 @@ class LocalStack:
         return f"{base}/-/ready"
 
     def _main_url(self, component: str) -> str:
+        if component == RESOLVER:
+            return f"checks the gateways every {self.config.resolver_interval or 1:g}s"
         if _gateway_index(component) is not None:
             return f"http://{self.gateway_otlp_endpoint(component)}"
         if _is_collector_tier(component):
@@ -744,6 +776,11 @@ class LocalStack:
         proc = self._state.processes.get(component)
         return proc is not None and process.is_ours(proc.pid, proc.argv)
 
+    def is_running(self, component: str) -> bool:
+        """Whether ``component`` runs now as ``up`` started it (re-reads state.json)."""
+        self._state = self._load()
+        return self._is_ours(component)
+
     # -- up
 
     def up(self) -> list[ComponentStatus]:
@@ -782,12 +819,11 @@ class LocalStack:
 
     def _wait_ready_running(self, component: str) -> None:
         proc = self._state.processes[component]
-        url = self._ready_url(component)
         if not process.wait_until(
-            lambda: process.http_ok(url), timeout=self.config.start_timeout, interval=0.2
+            lambda: self._is_ready(component), timeout=self.config.start_timeout, interval=0.2
         ):
             raise StackError(
-                f"running (pid {proc.pid}) but not ready at {url}; see "
+                f"running (pid {proc.pid}) but not ready; see "
                 f"`otel-tdd stack logs {component}`, or `otel-tdd stack down` and up again",
                 component,
             )
@@ -797,6 +833,9 @@ class LocalStack:
         found: dict[str, str] = {}
         missing: list[str] = []
         for component in components:
+            if component == RESOLVER:
+                found[component] = sys.executable  # `python -m otel_tdd.stack.local`
+                continue
             if _is_collector_tier(component):
                 try:
                     found[component] = str(collector_binary())
@@ -853,7 +892,7 @@ class LocalStack:
     def _check_ports(self, components: Sequence[str]) -> None:
         seen: dict[int, str] = {}
         for component in components:
-            for name, port in self._state.ports[component].items():
+            for name, port in self._state.ports.get(component, {}).items():
                 label = f"{component} {name} port {port}"
                 if port in seen:
                     raise StackError(f"{name} port {port} is also given to {seen[port]}", component)
@@ -869,6 +908,16 @@ class LocalStack:
 
     def _prepare(self, component: str, binary: str) -> tuple[list[str], dict[str, str] | None]:
         """Render the component's files; return its argv and environment."""
+        if component == RESOLVER:
+            (self.state_dir / RESOLVER).mkdir(parents=True, exist_ok=True)
+            return [
+                binary,
+                "-m",
+                "otel_tdd.stack.local",
+                "rebalance",
+                f"--dir={self.state_dir.resolve()}",
+                f"--watch={self.config.resolver_interval or 1:g}",
+            ], None
         ports = self._state.ports[component]
         home = self.state_dir / component
         (home / "data").mkdir(parents=True, exist_ok=True)
@@ -1064,9 +1113,9 @@ class LocalStack:
         self._save()
 
     def _await_ready(self, component: str, proc: subprocess.Popen[bytes]) -> None:
-        url = self._ready_url(component)
+        url = "its log" if component == RESOLVER else self._ready_url(component)
         if not process.wait_until(
-            lambda: process.http_ok(url),
+            lambda: self._is_ready(component),
             timeout=self.config.start_timeout,
             alive=lambda: proc.poll() is None,
         ):
@@ -1129,7 +1178,7 @@ class LocalStack:
                 )
                 continue
             if self._is_ours(component):
-                healthy = process.http_ok(self._ready_url(component))
+                healthy = self._is_ready(component)
                 state = "running"
             else:
                 healthy = False
@@ -1206,10 +1255,11 @@ def _parse_port(text: str) -> tuple[str, int]:
 
 
 def _component_name(text: str) -> str:
-    if text in COMPONENTS or text == AGENT or _gateway_index(text) is not None:
+    if text in COMPONENTS or text in (AGENT, RESOLVER) or _gateway_index(text) is not None:
         return text
     raise argparse.ArgumentTypeError(
-        f"unknown component {text!r}; choose from {', '.join(COMPONENTS)}, {AGENT}, {_GATEWAY}-N"
+        f"unknown component {text!r}; choose from {', '.join(COMPONENTS)}, "
+        f"{AGENT}, {_GATEWAY}-N, {RESOLVER}"
     )
 
 
@@ -1255,6 +1305,14 @@ def _parser() -> argparse.ArgumentParser:
         "gateways (collector/gateway.yaml) instead of the single node (docs/scaling.md)",
     )
     up.add_argument(
+        "--resolver-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="two-tier mode: how often the resolver process checks the gateways and routes "
+        "the agent to those that answer (default 1; 0: no resolver, use `stack rebalance`)",
+    )
+    up.add_argument(
         "--rules-dir", type=Path, help="Prometheus rule files (default: compose/prometheus/rules)"
     )
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait per component")
@@ -1270,13 +1328,15 @@ def _parser() -> argparse.ArgumentParser:
         "--watch",
         type=float,
         metavar="SECONDS",
-        help="keep checking every SECONDS until Ctrl-C (a local stand-in for the k8s resolver)",
+        help="keep checking every SECONDS until Ctrl-C or the agent stops (what the "
+        "resolver process of `up --gateways N` runs; a local stand-in for the k8s resolver)",
     )
     logs = sub.add_parser("logs", parents=[common], help="show a component's log")
     logs.add_argument(
         "component",
         type=_component_name,
-        help=f"{', '.join(COMPONENTS)}, or in two-tier mode {AGENT}, {_GATEWAY}-1 .. {_GATEWAY}-N",
+        help=f"{', '.join(COMPONENTS)}, or in two-tier mode {AGENT}, "
+        f"{_GATEWAY}-1 .. {_GATEWAY}-N, {RESOLVER}",
     )
     logs.add_argument("-n", "--lines", type=int, default=50, help="last N lines (default 50)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -1320,6 +1380,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         rules_dir=args.rules_dir.resolve() if args.rules_dir else None,
         start_timeout=args.timeout,
         gateways=args.gateways,
+        resolver_interval=args.resolver_interval or None,
         **({"app_target": args.app_target} if args.app_target else {}),
         **({"secrets_dir": args.secrets_dir.resolve()} if args.secrets_dir else {}),
     )
@@ -1347,16 +1408,38 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
     stack = LocalStack(args.dir, progress=_say)
-    routes = stack.rebalance()
-    _say(f"{AGENT:<13} routes to {', '.join(routes)}")
     if args.watch is None:
+        routes = stack.rebalance()
+        _say(f"{AGENT:<13} routes to {', '.join(routes)}")
         return 0
     try:
-        while True:
-            time.sleep(max(args.watch, 0.2))
-            stack.rebalance()
+        return _watch_gateways(stack, max(args.watch, 0.2))
     except KeyboardInterrupt:
         return 0
+
+
+def _watch_gateways(stack: LocalStack, interval: float) -> int:
+    """Rebalance every ``interval`` seconds until the agent stops; 0 then.
+
+    A failed round (no gateway answers, the agent slow to reload) is reported
+    once and retried: a resolver that died on the first hiccup would leave the
+    agent routing to a dead gateway, which is what it is there to prevent.
+    """
+    _say(f"{RESOLVER:<13} {_RESOLVER_READY} every {interval:g}s for {stack.state_dir}")
+    reported = ""
+    while True:
+        problem = ""
+        try:
+            stack.rebalance()
+        except (StackError, OSError) as exc:
+            if not stack.is_running(AGENT):
+                _say(f"{RESOLVER:<13} {AGENT} is not running any more; stopping")
+                return 0
+            problem = str(exc)
+        if problem and problem != reported:
+            _say(f"{RESOLVER:<13} {problem}; trying again every {interval:g}s")
+        reported = problem
+        time.sleep(interval)
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from otel_tdd.stack import process
 from otel_tdd.stack.collector import collector_binary, collector_env, find_collector_dir
-from otel_tdd.stack.local import LocalStack, StackError
+from otel_tdd.stack.local import RESOLVER, LocalStack, StackError
 from otel_tdd.stack.otlp_files import read_spans
 
 if TYPE_CHECKING:
@@ -337,10 +337,11 @@ def _dropped_by_agent(stack: LocalStack) -> int:
 def _kill_mid_run(tmp_path: Path, recover: str) -> tuple[LocalStack, Workload, LossReport]:
     """Run the workload through agent + 2 gateways; SIGKILL gateway-2 at 8 s of 12.
 
-    ``recover="rebalance"``: a resolver stand-in checks every second
-    (``LocalStack.rebalance``, what `otel-tdd stack rebalance --watch 1` does) and
-    routes the agent to the survivor. ``recover="restart"``: gateway-2 is started
-    again 3 s later on the same address (``stack up``), the agent unchanged.
+    ``recover="rebalance"``: the stack's own ``resolver`` process (what ``up
+    --gateways N`` starts: `otel-tdd stack rebalance --watch 1`) notices and routes
+    the agent to the survivor; nothing in the test calls it. ``recover="restart"``:
+    no resolver; gateway-2 is started again 3 s later on the same address (``stack
+    up``), the agent unchanged.
     """
     stack = LocalStack(
         tmp_path / "stack",
@@ -348,6 +349,7 @@ def _kill_mid_run(tmp_path: Path, recover: str) -> tuple[LocalStack, Workload, L
         components=("collector",),
         gateways=2,
         collector_env=GATEWAY_ENV,
+        resolver_interval=1.0 if recover == "rebalance" else None,
     )
     _up(stack)
     try:
@@ -366,19 +368,13 @@ def _kill_mid_run_on(stack: LocalStack, recover: str) -> tuple[LocalStack, Workl
     thread_errors: list[str] = []
     stop = threading.Event()
 
-    def resolver() -> None:
-        # Half a period out of phase with the workload: the kill (at 8.0 s) is seen
-        # about 0.5 s later, the mean of a 1 s resolver period (worst case 1 s).
-        if stop.wait(0.5):
-            return
-        while not stop.wait(1.0):
-            try:
-                routes = stack.rebalance()
-            except StackError as exc:
-                thread_errors.append(f"rebalance: {exc}")
-                continue
-            if len(routes) == 1 and "recovered" not in times:
+    def rerouted() -> None:
+        # The resolver logs "agent now routes to ..." once the reloaded agent is ready.
+        log = stack.log_path(RESOLVER)
+        while not stop.wait(0.02):
+            if "now routes to" in log.read_text(errors="replace"):
                 times["recovered"] = time.monotonic()
+                return
 
     def killer() -> None:
         kill_now.wait()
@@ -396,7 +392,7 @@ def _kill_mid_run_on(stack: LocalStack, recover: str) -> tuple[LocalStack, Workl
 
     threads = [threading.Thread(target=killer, daemon=True)]
     if recover == "rebalance":
-        threads.append(threading.Thread(target=resolver, daemon=True))
+        threads.append(threading.Thread(target=rerouted, daemon=True))
     for thread in threads:
         thread.start()
     try:
@@ -520,19 +516,38 @@ def test_cli_up_with_gateways_status_rebalance_down(tmp_path: Path) -> None:
     try:
         code, out = cli("up", "--free-ports", "--components", "collector", "--gateways", "2")
         assert code == 0, out
-        for name in ("agent", "gateway-1", "gateway-2"):
+        for name in ("agent", "gateway-1", "gateway-2", "resolver"):
             assert f"{name:<13} ready in" in out, out
         assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" in out
         code, out = cli("status")
-        assert code == 0 and out.count(" running  ready ") == 3, out
+        assert code == 0 and out.count(" running  ready ") == 4, out
         pids = {
             n: p["pid"]
             for n, p in json.loads((state / "state.json").read_text())["processes"].items()
         }
+        assert set(pids) == {"agent", "gateway-1", "gateway-2", "resolver"}, pids
+        stack = LocalStack(state)
+        survivor = stack.gateway_otlp_endpoint("gateway-1")
+        assert len(stack.agent_gateways()) == 2
         os.kill(pids["gateway-2"], signal.SIGKILL)
-        assert process.wait_until(lambda: not process.is_running(pids["gateway-2"]), timeout=5)
-        code, out = cli("rebalance")
-        assert code == 0 and "agent         routes to 127.0.0.1:" in out and "," not in out, out
+        # Nobody types `rebalance`: the resolver process drops the dead gateway.
+        assert process.wait_until(lambda: stack.agent_gateways() == [survivor], timeout=10), (
+            process.tail(stack.log_path(RESOLVER), 20)
+        )
+        code, out = cli("logs", "resolver", "-n", "5")
+        assert code == 0 and f"agent         now routes to {survivor}" in out, out
+        code, out = cli("rebalance")  # by hand too, with the same answer
+        assert code == 0 and f"agent         routes to {survivor}\n" in out, out
+        code, out = cli("status")
+        assert "gateway-2" in out and " stopped " in out and code == 1, out
+        # `up` again restarts gateway-2 on its address and the agent routes to it again.
+        code, out = cli("up", "--free-ports", "--components", "collector", "--gateways", "2")
+        assert code == 0 and "gateway-2     ready in" in out, out
+        assert process.wait_until(lambda: len(stack.agent_gateways()) == 2, timeout=10)
+        pids = {
+            n: p["pid"]
+            for n, p in json.loads((state / "state.json").read_text())["processes"].items()
+        }
         code, out = cli("logs", "gateway-1", "-n", "5")
         assert code == 0, out
     finally:
