@@ -49,6 +49,7 @@ KNOBS: dict[str, str] = {
     "OTEL_TDD_LOG_LEVEL": "minimum level of JSON log records: DEBUG..CRITICAL (default: INFO)",
     "OTEL_TDD_LOG_STREAM": "where JSON log lines go: stdout, stderr or none (default: stdout)",
     "OTEL_TDD_CAPTURE_LOGGING": "route stdlib logging through the JSON pipeline (default: true)",
+    "OTEL_TDD_FRAMEWORK_LOGS": "uvicorn's and gunicorn's own log lines as JSON too (default: true)",
     "OTEL_TDD_LOG_SAMPLE_RATE": "share of records below WARNING kept, per trace (default: 1.0)",
     "OTEL_TDD_REDACT_KEYS": "extra comma-separated secret-like keys to redact",
     "OTEL_TDD_PERFORMANCE_LOG_LEVEL": "level of performance_tracked records (default: DEBUG)",
@@ -89,6 +90,7 @@ class Settings:
     log_level: int = logging.INFO
     log_stream: str = "stdout"
     capture_logging: bool = True
+    framework_logs: bool = True
     log_sample_rate: float = 1.0
     redact_keys: tuple[str, ...] = ()
     performance_log_level: int = logging.DEBUG
@@ -299,6 +301,7 @@ SIMPLE_KNOBS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ("log_level", "OTEL_TDD_LOG_LEVEL", parse_level),
     ("log_stream", "OTEL_TDD_LOG_STREAM", lambda v, x: parse_choice(v, x, LOG_STREAMS)),
     ("capture_logging", "OTEL_TDD_CAPTURE_LOGGING", parse_bool),
+    ("framework_logs", "OTEL_TDD_FRAMEWORK_LOGS", parse_bool),
     ("log_sample_rate", "OTEL_TDD_LOG_SAMPLE_RATE", parse_ratio),
     ("redact_keys", "OTEL_TDD_REDACT_KEYS", _parse_keys),
     ("performance_log_level", "OTEL_TDD_PERFORMANCE_LOG_LEVEL", parse_level),

@@ -252,6 +252,10 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
         return None
     handler = JsonLogHandler()
     root.addHandler(handler)
+    if settings.framework_logs:
+        from otel_tdd.auto import framework_logs
+
+        framework_logs.install()  # import hooks only: nothing runs until a server is imported
     return handler
 
 

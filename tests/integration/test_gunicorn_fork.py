@@ -70,6 +70,19 @@ def test_each_gunicorn_worker_exports_once_under_its_own_instance_id(
         assert time.monotonic() - started < 8, "workers were slow to exit"
     sent = len(pids) + warmup
     master_pid = server.pid
+    # gunicorn's own error log is JSON on stdout (OTEL_TDD_FRAMEWORK_LOGS), not plain
+    # text on stderr: the master's start-up line and one boot line per worker.
+    booted = [
+        r
+        for r in server.json_lines()
+        if r["logger"] == "gunicorn.error" and r["message"].startswith("Booting worker with pid")
+    ]
+    assert len(booted) == 2, server.output()
+    assert not [
+        line
+        for line in server.stderr_path.read_text(errors="replace").splitlines()
+        if "[INFO] Booting worker" in line
+    ], server.output()
 
     def server_spans() -> list[dict[str, Any]]:
         spans = [

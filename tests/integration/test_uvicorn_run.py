@@ -64,6 +64,22 @@ def test_uvicorn_requests_become_server_spans_and_correlated_json_logs(
     assert len({r["trace_id"] for r in records}) == requests  # one trace per request
     unknown = [r for r in records if r["message"] == "Unknown task"]
     assert [r["level"] for r in unknown] == ["WARNING"]
+    # uvicorn's own lines are JSON on stdout too (OTEL_TDD_FRAMEWORK_LOGS): its start-up
+    # line and one access line per request; none is left as plain text on either stream.
+    lines = server.json_lines()
+    assert any(
+        r["logger"] == "uvicorn.error" and r["message"] == "Application startup complete."
+        for r in lines
+    ), server.output()
+    access = [r for r in lines if r["logger"] == "uvicorn.access"]
+    assert len(access) == requests and all('"GET /tasks/' in r["message"] for r in access)
+    plain = [
+        line
+        for path in (server.stdout_path, server.stderr_path)
+        for line in path.read_text(errors="replace").splitlines()
+        if line.startswith(("INFO:", "WARNING:", "ERROR:"))
+    ]
+    assert not plain, plain
 
     # The Collector: one SERVER span per request, from the FastAPI instrumentor, under
     # --service-name, in the same traces as the records, and the records themselves.
@@ -79,6 +95,9 @@ def test_uvicorn_requests_become_server_spans_and_correlated_json_logs(
     assert {s["trace_id"] for s in spans} == {r["trace_id"] for r in records}
     assert all(s["resource"]["service.name"] == SERVICE for s in spans)
     by_trace = {s["trace_id"]: s for s in spans}
+    # uvicorn's access lines are written while the response is sent: in the request's trace.
+    assert {r["trace_id"] for r in access} == set(by_trace)
+    assert not [r for r in lines if "color_message" in r["data"]]  # ANSI noise dropped
     for record in records:  # the record was written inside the request's server span
         assert record["span_id"] == by_trace[record["trace_id"]]["span_id"], record
     statuses = sorted(s["attributes"].get("http.response.status_code") or

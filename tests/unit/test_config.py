@@ -26,6 +26,7 @@ BAD_VALUES = [
     ("OTEL_TDD_LOG_LEVEL", "LOUD", "DEBUG"),
     ("OTEL_TDD_LOG_STREAM", "syslog", "stdout, stderr, none"),
     ("OTEL_TDD_CAPTURE_LOGGING", "2", "true or false"),
+    ("OTEL_TDD_FRAMEWORK_LOGS", "sometimes", "true or false"),
     ("OTEL_TDD_LOG_SAMPLE_RATE", "-0.1", "0.0 to 1.0"),
     ("OTEL_TDD_PERFORMANCE_LOG_LEVEL", "verbose", "DEBUG"),
     ("OTEL_TDD_METRIC_CARDINALITY_LIMIT", "0", "at least 1"),
