@@ -1032,10 +1032,13 @@ class LocalStack:
     def _route_agent_to_live_gateways(self) -> list[str]:
         if not self._is_ours(AGENT):
             raise StackError("not running: start the stack with --gateways N", AGENT)
+        # A gateway whose health check times out is busy, not gone: dropping it from
+        # the ring would drop what the agent queued for it, and a loaded gateway
+        # flapping in and out would lose more than it sheds.
         live = [
             self.gateway_otlp_endpoint(g)
             for g in self.gateways
-            if self._is_ours(g) and process.http_ok(self.gateway_health_url(g))
+            if self._is_ours(g) and process.http_probe(self.gateway_health_url(g)) is not False
         ]
         if not live:
             raise StackError("no gateway is running; `otel-tdd stack up` restarts them", AGENT)

@@ -297,6 +297,22 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def http_probe(url: str, timeout: float = 1.0) -> bool | None:
+    """True: ``GET url`` answered 200. False: refused, or another status. None: no
+    answer within ``timeout`` (busy, not known to be down)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status) == 200
+    except urllib.error.HTTPError:
+        return False
+    except urllib.error.URLError as error:
+        return None if isinstance(error.reason, TimeoutError) else False
+    except TimeoutError:
+        return None
+    except (OSError, ValueError):
+        return False
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a log file ('' if it does not exist)."""
     try:
