@@ -248,13 +248,14 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
     for handler in list(root.handlers):
         if isinstance(handler, JsonLogHandler):
             root.removeHandler(handler)
+    from otel_tdd.auto import framework_logs
+
+    framework_logs.set_enabled(settings.capture_logging and settings.framework_logs)
     if not settings.capture_logging:
         return None
     handler = JsonLogHandler()
     root.addHandler(handler)
     if settings.framework_logs:
-        from otel_tdd.auto import framework_logs
-
         framework_logs.install()  # import hooks only: nothing runs until a server is imported
     return handler
 

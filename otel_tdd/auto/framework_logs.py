@@ -1,14 +1,19 @@
 """uvicorn's and gunicorn's own log lines as our JSON, not plain text beside it.
 
 Both servers set their logging up at run time and give their loggers their own
-stream handlers with ``propagate = False`` (uvicorn through
+console handlers, most with ``propagate = False`` (uvicorn through
 ``logging.config.dictConfig`` in ``Config.configure_logging``, gunicorn in
 ``glogging.Logger.setup``), so "Application startup complete", the access log
 and gunicorn's worker lines bypass the root logger's JSON handler. Right after
-that setup runs, :func:`hand_to_root` gives those loggers back to the root:
-their console handlers go, ``propagate`` comes back, the levels they chose stay.
-A handler writing to a file the user asked for (``--log-config``,
-``--error-logfile``) is not a plain ``StreamHandler`` and stays.
+that setup runs, :func:`hand_over` puts a :class:`ToJson` in place of each
+console handler: it passes the record to the root's JSON handler, or, when
+there is none (after ``shutdown()``, with ``OTEL_TDD_CAPTURE_LOGGING`` or
+``OTEL_TDD_FRAMEWORK_LOGS`` off), to the console handler it replaced.
+
+Nothing else changes: ``propagate`` and the servers' levels stay as they set
+them, so a record reaches the JSON once; a logger they left without handlers
+(``uvicorn --no-access-log``) stays silent; a log file the user asked for
+(``--log-config``, ``--error-logfile``) is not a console handler and stays.
 
 The hooks fire on import (``import_hooks.when_imported``), so a process that
 never imports uvicorn or gunicorn pays nothing.
@@ -24,7 +29,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["FRAMEWORK_LOGGERS", "DropColorMessage", "hand_to_root", "install"]
+__all__ = ["FRAMEWORK_LOGGERS", "ToJson", "hand_over", "install", "set_enabled"]
 
 # The loggers each server configures with its own console handlers.
 FRAMEWORK_LOGGERS: dict[str, tuple[str, ...]] = {
@@ -36,41 +41,70 @@ _SETUP_METHODS: tuple[tuple[str, str, str], ...] = (
     ("uvicorn.config", "Config", "configure_logging"),
     ("gunicorn.glogging", "Logger", "setup"),
 )
-_PATCHED = "_otel_tdd_hands_logs_to_root"
+_PATCHED = "_otel_tdd_hands_logs_over"
 _install_lock = threading.Lock()
 _installed = False
+# OTEL_TDD_FRAMEWORK_LOGS as of the latest configure(); read per record.
+_enabled = False
 
 
-def _root_writes_json() -> bool:
-    """Whether configure() put our JSON handler on the root logger (now, not at patch time)."""
+def set_enabled(enabled: bool) -> None:
+    """configure() says whether framework lines go to the JSON (OTEL_TDD_FRAMEWORK_LOGS)."""
+    global _enabled
+    _enabled = enabled
+
+
+def _json_handlers() -> list[logging.Handler]:
+    """The root's JSON handlers now (configure() replaces them; shutdown() removes them)."""
     module = sys.modules.get("otel_tdd.structured_logging")
     handler_type = getattr(module, "JsonLogHandler", None)
-    return handler_type is not None and any(
-        isinstance(h, handler_type) for h in logging.getLogger().handlers
-    )
+    if handler_type is None:
+        return []
+    return [h for h in logging.getLogger().handlers if isinstance(h, handler_type)]
 
 
-class DropColorMessage(logging.Filter):
-    """uvicorn adds ``color_message``, its line with ANSI colour codes, to some records:
-    meant for its console formatter, escape-code noise in a JSON ``data`` block."""
+class ToJson(logging.Handler):
+    """In place of a server's console handler: the root's JSON handler, else that console."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def __init__(self, console: logging.Handler) -> None:
+        super().__init__(console.level)
+        self.console = console
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        targets = _json_handlers() if _enabled else []
+        if not targets:
+            return self.console.handle(record)
+        # The level OTEL_TDD_LOG_LEVEL set on the root is the JSON's minimum; the
+        # server's logger levels decide only what the server emits at all.
+        if record.levelno < logging.getLogger().level or not self.filter(record):
+            return False
+        # uvicorn's `color_message` (its line with ANSI colour codes) is meant for its
+        # console formatter: escape-code noise in a JSON `data` block.
         record.__dict__.pop("color_message", None)
+        for target in targets:
+            target.handle(record)
         return True
 
+    def emit(self, record: logging.LogRecord) -> None:  # handle() does the work
+        self.handle(record)
 
-def hand_to_root(names: Iterable[str]) -> list[str]:
-    """Route the named loggers through the root logger; return those changed."""
+    def close(self) -> None:
+        self.console.close()
+        super().close()
+
+
+def hand_over(names: Iterable[str]) -> list[str]:
+    """Put a :class:`ToJson` in place of each console handler of the named loggers;
+    return the loggers changed."""
     changed = []
     for name in names:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, DropColorMessage) for f in logger.filters):
-            logger.addFilter(DropColorMessage())
-        console = [h for h in logger.handlers if type(h) is logging.StreamHandler]
-        for handler in console:
-            logger.removeHandler(handler)
-        if console or not logger.propagate:
-            logger.propagate = True
+        replaced = False
+        for index, handler in enumerate(list(logger.handlers)):
+            if type(handler) is logging.StreamHandler:  # a FileHandler is a subclass: kept
+                logger.handlers[index] = ToJson(handler)
+                replaced = True
+        if replaced:
             changed.append(name)
     return changed
 
@@ -79,10 +113,7 @@ def _after(method: Callable[..., Any], names: tuple[str, ...]) -> Callable[..., 
     @functools.wraps(method)
     def setup_then_hand_over(*args: Any, **kwargs: Any) -> Any:
         result = method(*args, **kwargs)
-        # Only while the root writes our JSON: after shutdown() or with
-        # OTEL_TDD_CAPTURE_LOGGING off, the server's own handlers are all it has.
-        if _root_writes_json():
-            hand_to_root(names)
+        hand_over(names)
         return result
 
     setattr(setup_then_hand_over, _PATCHED, True)
@@ -99,7 +130,7 @@ def _patch(module: ModuleType, class_name: str, method_name: str) -> None:
 
 
 def install() -> None:
-    """Arrange for each server's loggers to be handed to the root after its setup; once."""
+    """Arrange for each server's console handlers to be handed over after its setup; once."""
     global _installed
     from otel_tdd.auto.import_hooks import when_imported
 

@@ -44,21 +44,32 @@ def _records(stream: io.BytesIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_uvicorn_startup_and_access_lines_become_json() -> None:
-    stream = io.BytesIO()
-    otel_tdd.configure(service_name="svc", _hooks=sdk.TestHooks(stream=stream))
+def _uvicorn_config(**options: Any) -> None:
     import uvicorn
 
-    uvicorn.Config(app="nowhere:app")  # its __init__ runs configure_logging (dictConfig)
-    for name in ("uvicorn", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        assert logger.propagate and not logger.handlers, (name, logger.handlers)
+    uvicorn.Config(app="nowhere:app", **options)  # its __init__ runs configure_logging
+
+
+def _uvicorn_lines() -> None:
     logging.getLogger("uvicorn.error").info(
         "Application startup complete.", extra={"color_message": "\x1b[32mcomplete\x1b[0m"}
     )
     logging.getLogger("uvicorn.access").info(
         '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5555", "GET", "/tasks/1", "1.1", 200
     )
+
+
+def test_uvicorn_startup_and_access_lines_become_json_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = io.BytesIO()
+    otel_tdd.configure(service_name="svc", _hooks=sdk.TestHooks(stream=stream))
+    _uvicorn_config()
+    for name in ("uvicorn", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        assert [type(h) for h in logger.handlers] == [framework_logs.ToJson], name
+        assert not logger.propagate  # as uvicorn set it: the root does not see it twice
+    _uvicorn_lines()
     records = _records(stream)
     assert [(r["logger"], r["message"]) for r in records] == [
         ("uvicorn.error", "Application startup complete."),
@@ -66,6 +77,27 @@ def test_uvicorn_startup_and_access_lines_become_json() -> None:
     ]
     assert all("correlation_id" in r and "context" in r for r in records)  # our record shape
     assert records[0]["data"] == {}  # uvicorn's colour-coded copy of the line is dropped
+    assert capsys.readouterr().err == ""  # and nothing on uvicorn's console
+
+
+def test_uvicorn_no_access_log_stays_off() -> None:
+    stream = io.BytesIO()
+    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    _uvicorn_config(access_log=False)
+    _uvicorn_lines()
+    assert [r["logger"] for r in _records(stream)] == ["uvicorn.error"]
+
+
+def test_otel_tdd_log_level_is_the_minimum_for_server_lines_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_TDD_LOG_LEVEL", "WARNING")
+    stream = io.BytesIO()
+    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    _uvicorn_config()
+    _uvicorn_lines()
+    logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+    assert [r["message"] for r in _records(stream)] == ["Invalid HTTP request received."]
 
 
 def test_gunicorn_error_log_becomes_json_and_its_level_stays() -> None:
@@ -78,9 +110,7 @@ def test_gunicorn_error_log_becomes_json_and_its_level_stays() -> None:
     config.set("loglevel", "warning")
     server_log = Logger(config)  # __init__ runs setup(cfg)
     error_log = logging.getLogger("gunicorn.error")
-    assert error_log.propagate and not [
-        h for h in error_log.handlers if type(h) is logging.StreamHandler
-    ]
+    assert [type(h) for h in error_log.handlers] == [framework_logs.ToJson]
     server_log.info("Booting worker with pid: %s", 42)  # below gunicorn's level: dropped
     server_log.warning("Worker timeout (pid:%s)", 42)
     records = _records(stream)
@@ -89,38 +119,46 @@ def test_gunicorn_error_log_becomes_json_and_its_level_stays() -> None:
     ]
 
 
-def test_nothing_is_handed_over_when_the_root_does_not_write_json(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    "variable", ["OTEL_TDD_FRAMEWORK_LOGS", "OTEL_TDD_CAPTURE_LOGGING"], ids=["knob", "capture"]
+)
+def test_turned_off_server_lines_go_to_the_servers_console_as_before(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
 ) -> None:
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=io.BytesIO()))  # installs the hooks
+    otel_tdd.configure(_hooks=sdk.TestHooks(stream=io.BytesIO()))  # the hooks are installed
     otel_tdd.shutdown()
-    monkeypatch.setenv("OTEL_TDD_CAPTURE_LOGGING", "false")
-    otel_tdd.configure()
-    import uvicorn
-
-    uvicorn.Config(app="nowhere:app")
-    logger = logging.getLogger("uvicorn")
-    # Without our JSON on the root, uvicorn's own console handler is all it has: kept.
-    assert not logger.propagate
-    assert [type(h) for h in logger.handlers] == [logging.StreamHandler]
-
-
-def test_the_knob_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_TDD_FRAMEWORK_LOGS", "false")
-    assert (
-        otel_tdd.configure(_hooks=sdk.TestHooks(stream=io.BytesIO())).settings.framework_logs
-        is False
-    )
+    monkeypatch.setenv(variable, "false")
+    stream = io.BytesIO()
+    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    assert getattr(otel_tdd.configure().settings, variable[9:].lower()) is False
+    _uvicorn_config()
+    _uvicorn_lines()
+    assert stream.getvalue() == b""
+    err = capsys.readouterr().err
+    assert "INFO:     Application startup complete." in err, err
 
 
-def test_a_log_file_handler_stays_and_a_console_one_goes(tmp_path: Path) -> None:
+def test_after_shutdown_server_lines_go_to_the_console(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = io.BytesIO()
+    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    _uvicorn_config()
+    otel_tdd.shutdown()  # the root's JSON handler is gone: nothing may vanish
+    _uvicorn_lines()
+    assert stream.getvalue() == b""
+    assert "Application startup complete." in capsys.readouterr().err
+
+
+def test_a_log_file_handler_stays_and_a_console_one_is_replaced(tmp_path: Path) -> None:
     logger = logging.getLogger("test.framework")
+    console = logging.StreamHandler()
     file_handler = logging.FileHandler(tmp_path / "server.log")
-    logger.handlers[:] = [logging.StreamHandler(), file_handler]
+    logger.handlers[:] = [console, file_handler]
     logger.propagate = False
     try:
-        assert framework_logs.hand_to_root(["test.framework"]) == ["test.framework"]
-        assert logger.handlers == [file_handler] and logger.propagate
-        assert framework_logs.hand_to_root(["test.framework"]) == []  # already handed over
+        assert framework_logs.hand_over(["test.framework"]) == ["test.framework"]
+        forward, kept = logger.handlers
+        assert isinstance(forward, framework_logs.ToJson) and forward.console is console
+        assert kept is file_handler and not logger.propagate
+        assert framework_logs.hand_over(["test.framework"]) == []  # already handed over
     finally:
         file_handler.close()
