@@ -788,6 +788,7 @@ class LocalStack:
         started_at = time.monotonic()
         with self._locked():
             wanted = list(self.config.processes)
+            self._stop_outdated_resolver()
             running = [c for c in wanted if self._is_ours(c)]
             for component in list(self._state.processes):
                 if not self._is_ours(component):
@@ -816,6 +817,30 @@ class LocalStack:
                 self._route_agent_to_live_gateways()  # a restarted gateway has new ports
             self._progress(f"stack up in {time.monotonic() - started_at:.1f}s ({self.state_dir})")
         return self.status()
+
+    def _stop_outdated_resolver(self) -> None:
+        """`up --gateways N` with another --resolver-interval (0: none) than the one running."""
+        if not self.config.gateways or not self._is_ours(RESOLVER):
+            return
+        proc = self._state.processes[RESOLVER]
+        if RESOLVER in self.config.processes and proc.argv == self._resolver_argv(proc.argv[0]):
+            return
+        result = process.stop(proc.pid, proc.argv, timeout=self.config.stop_timeout)
+        del self._state.processes[RESOLVER]
+        self._save()
+        why = "its interval changed" if RESOLVER in self.config.processes else "not wanted"
+        self._progress(f"{RESOLVER:<13} {result.value} (pid {proc.pid}): {why}")
+
+    def _resolver_argv(self, python: str) -> list[str]:
+        return [
+            python,
+            "-m",
+            "otel_tdd.stack.local",
+            "rebalance",
+            f"--dir={self.state_dir.resolve()}",
+            f"--watch={self.config.resolver_interval or 1:g}",
+            f"--timeout={self.config.start_timeout:g}",
+        ]
 
     def _wait_ready_running(self, component: str) -> None:
         proc = self._state.processes[component]
@@ -910,14 +935,11 @@ class LocalStack:
         """Render the component's files; return its argv and environment."""
         if component == RESOLVER:
             (self.state_dir / RESOLVER).mkdir(parents=True, exist_ok=True)
-            return [
-                binary,
-                "-m",
-                "otel_tdd.stack.local",
-                "rebalance",
-                f"--dir={self.state_dir.resolve()}",
-                f"--watch={self.config.resolver_interval or 1:g}",
-            ], None
+            # It runs in its own directory: make sure it imports the otel_tdd this is.
+            package_root = str(Path(__file__).resolve().parents[2])
+            path = os.environ.get("PYTHONPATH")
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))}
+            return self._resolver_argv(binary), env
         ports = self._state.ports[component]
         home = self.state_dir / component
         (home / "data").mkdir(parents=True, exist_ok=True)
@@ -1042,10 +1064,17 @@ class LocalStack:
         ]
         if not live:
             raise StackError("no gateway is running; `otel-tdd stack up` restarts them", AGENT)
-        if live == self.agent_gateways():
+        before = self.agent_gateways()
+        if live == before:
             return live
         self._write_agent_overlay(live)
-        self._reload(AGENT)
+        try:
+            self._reload(AGENT)
+        except BaseException:
+            # Put the old list back so that the next round sees a change and signals
+            # again; the list on disk must never claim a reload that did not happen.
+            self._write_agent_overlay(before)
+            raise
         self._progress(f"{AGENT:<13} now routes to {', '.join(live)}")
         return live
 
@@ -1328,6 +1357,12 @@ def _parser() -> argparse.ArgumentParser:
         help="two-tier mode: route the agent to the gateways that still run (reloads it)",
     )
     rebalance.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the agent to come back after a reload (default 60)",
+    )
+    rebalance.add_argument(
         "--watch",
         type=float,
         metavar="SECONDS",
@@ -1410,7 +1445,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_rebalance(args: argparse.Namespace) -> int:
-    stack = LocalStack(args.dir, progress=_say)
+    config = StackConfig(state_dir=default_state_dir(args.dir), start_timeout=args.timeout)
+    stack = LocalStack(config=config, progress=_say)
     if args.watch is None:
         routes = stack.rebalance()
         _say(f"{AGENT:<13} routes to {', '.join(routes)}")
@@ -1424,21 +1460,25 @@ def _cmd_rebalance(args: argparse.Namespace) -> int:
 def _watch_gateways(stack: LocalStack, interval: float) -> int:
     """Rebalance every ``interval`` seconds until the agent stops; 0 then.
 
-    A failed round (no gateway answers, the agent slow to reload) is reported
-    once and retried: a resolver that died on the first hiccup would leave the
-    agent routing to a dead gateway, which is what it is there to prevent.
+    A failed round (no gateway answers, the agent slow to reload, a file that
+    does not parse) is reported once and retried: a resolver that died on the
+    first hiccup would leave the agent routing to a dead gateway, which is what
+    it is there to prevent. A stack whose agent is not running is an error at
+    the start, and the end of the watch later.
     """
+    if not stack.is_running(AGENT):
+        raise StackError("not running: start the stack with --gateways N", AGENT)
     _say(f"{RESOLVER:<13} {_RESOLVER_READY} every {interval:g}s for {stack.state_dir}")
     reported = ""
     while True:
         problem = ""
         try:
             stack.rebalance()
-        except (StackError, OSError) as exc:
+        except Exception as exc:  # a supervisor loop: any failed round is reported, then retried
             if not stack.is_running(AGENT):
                 _say(f"{RESOLVER:<13} {AGENT} is not running any more; stopping")
                 return 0
-            problem = str(exc)
+            problem = str(exc) if isinstance(exc, StackError) else repr(exc)
         if problem and problem != reported:
             _say(f"{RESOLVER:<13} {problem}; trying again every {interval:g}s")
         reported = problem

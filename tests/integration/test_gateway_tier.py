@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -544,10 +544,23 @@ def test_cli_up_with_gateways_status_rebalance_down(tmp_path: Path) -> None:
         code, out = cli("up", "--free-ports", "--components", "collector", "--gateways", "2")
         assert code == 0 and "gateway-2     ready in" in out, out
         assert process.wait_until(lambda: len(stack.agent_gateways()) == 2, timeout=10)
-        pids = {
-            n: p["pid"]
-            for n, p in json.loads((state / "state.json").read_text())["processes"].items()
-        }
+
+        def recorded() -> dict[str, Any]:
+            return dict(json.loads((state / "state.json").read_text())["processes"])
+
+        # Another --resolver-interval replaces the resolver; 0 stops it; both by pid.
+        first = recorded()["resolver"]
+        up_again = ("up", "--free-ports", "--components", "collector", "--gateways", "2")
+        code, out = cli(*up_again, "--resolver-interval", "2")
+        assert code == 0 and "resolver      stopped" in out and "resolver      ready in" in out
+        assert "--watch=2" in recorded()["resolver"]["argv"]
+        assert not process.is_running(first["pid"]), out
+        code, out = cli(*up_again, "--resolver-interval", "0")
+        assert code == 0 and "resolver" not in recorded(), out
+        code, out = cli("status")
+        assert code == 0 and "resolver" not in out, out
+        pids = {n: p["pid"] for n, p in recorded().items()}
+        pids["old-resolver"] = first["pid"]
         code, out = cli("logs", "gateway-1", "-n", "5")
         assert code == 0, out
     finally:

@@ -58,20 +58,24 @@ def test_cli_resolver_interval_zero_means_no_resolver(
 
 
 class _FlakyStack:
-    """rebalance() fails the same way twice, then the agent is gone."""
+    """rebalance() fails the same way twice, then on a file that does not parse,
+    then the agent is gone."""
 
     state_dir = Path("/nowhere")
 
-    def __init__(self) -> None:
+    def __init__(self, agent_running: bool = True) -> None:
         self.rounds = 0
+        self.agent_running = agent_running
 
     def rebalance(self) -> list[str]:
         self.rounds += 1
+        if self.rounds == 3:
+            raise KeyError("exporters")
         raise StackError("no gateway is running; `otel-tdd stack up` restarts them", "agent")
 
     def is_running(self, component: str) -> bool:
         assert component == "agent"
-        return self.rounds < 3
+        return self.agent_running and self.rounds < 4
 
 
 def test_the_watch_loop_survives_failed_rounds_and_stops_with_the_agent(
@@ -81,8 +85,44 @@ def test_the_watch_loop_survives_failed_rounds_and_stops_with_the_agent(
     stack = _FlakyStack()
     assert local._watch_gateways(stack, 1.0) == 0  # type: ignore[arg-type]
     out = capsys.readouterr().out
-    assert stack.rounds == 3
+    assert stack.rounds == 4
     assert out.startswith(f"{RESOLVER:<13} watching the gateways every 1s")
-    # Reported once, not once per round; then the clean exit when the agent stopped.
+    # Reported once, not once per round; any other error is survived too; then the
+    # clean exit when the agent stopped.
     assert out.count("no gateway is running") == 1, out
+    assert "KeyError('exporters')" in out
     assert out.rstrip().endswith("agent is not running any more; stopping")
+
+
+def test_watching_a_stack_whose_agent_is_not_running_is_an_error() -> None:
+    with pytest.raises(StackError, match="agent: not running: start the stack with --gateways N"):
+        local._watch_gateways(_FlakyStack(agent_running=False), 1.0)  # type: ignore[arg-type]
+
+
+def test_a_failed_agent_reload_leaves_the_old_list_so_the_next_round_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = local.LocalStack(tmp_path, gateways=2)
+    ports = {"otlp_grpc": 0, "otlp_http": 0, "prometheus_exporter": 0, "telemetry": 0}
+    stack._state.ports = {
+        "gateway-1": {**ports, "otlp_grpc": 14417, "health": 13134},
+        "gateway-2": {**ports, "otlp_grpc": 14517, "health": 13234},
+    }
+    both = ["127.0.0.1:14417", "127.0.0.1:14517"]
+    stack._write_agent_overlay(both)
+    monkeypatch.setattr(stack, "_is_ours", lambda component: True)
+    # gateway-2 refuses its health check; gateway-1 answers.
+    monkeypatch.setattr(local.process, "http_probe", lambda url, timeout=1.0: "13134" in url)
+    reloads: list[str] = []
+
+    def reload_fails(component: str) -> None:
+        reloads.append(component)
+        raise StackError("did not come back after reloading its config", component)
+
+    monkeypatch.setattr(stack, "_reload", reload_fails)
+    with pytest.raises(StackError, match="did not come back"):
+        stack._route_agent_to_live_gateways()
+    assert stack.agent_gateways() == both  # not a list the agent never loaded
+    monkeypatch.setattr(stack, "_reload", reloads.append)
+    assert stack._route_agent_to_live_gateways() == ["127.0.0.1:14417"]
+    assert reloads == ["agent", "agent"] and stack.agent_gateways() == ["127.0.0.1:14417"]
