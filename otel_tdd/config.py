@@ -49,7 +49,8 @@ KNOBS: dict[str, str] = {
     "OTEL_TDD_LOG_LEVEL": "minimum level of JSON log records: DEBUG..CRITICAL (default: INFO)",
     "OTEL_TDD_LOG_STREAM": "where JSON log lines go: stdout, stderr or none (default: stdout)",
     "OTEL_TDD_CAPTURE_LOGGING": "route stdlib logging through the JSON pipeline (default: true)",
-    "OTEL_TDD_FRAMEWORK_LOGS": "uvicorn's and gunicorn's own log lines as JSON too (default: true)",
+    "OTEL_TDD_FRAMEWORK_LOGS": "uvicorn's, gunicorn's and Streamlit's own log lines as JSON "
+    "too (default: true)",
     "OTEL_TDD_LOG_SAMPLE_RATE": "share of records below WARNING kept, per trace (default: 1.0)",
     "OTEL_TDD_REDACT_KEYS": "extra comma-separated secret-like keys to redact",
     "OTEL_TDD_PERFORMANCE_LOG_LEVEL": "level of performance_tracked records (default: DEBUG)",

@@ -1,10 +1,12 @@
-"""uvicorn's and gunicorn's own log lines as our JSON, not plain text beside it.
+"""uvicorn's, gunicorn's and Streamlit's own log lines as our JSON, not plain text beside it.
 
 Both servers set their logging up at run time and give their loggers their own
 console handlers, most with ``propagate = False`` (uvicorn through
 ``logging.config.dictConfig`` in ``Config.configure_logging``, gunicorn in
 ``glogging.Logger.setup``), so "Application startup complete", the access log
-and gunicorn's worker lines bypass the root logger's JSON handler. Right after
+and gunicorn's worker lines bypass the root logger's JSON handler; Streamlit
+gives every logger it hands out (``streamlit.logger.get_logger``, its own and
+uvicorn's) a console handler of its own in ``setup_formatter``. Right after
 that setup runs, :func:`hand_over` puts a :class:`ToJson` in place of each
 console handler: it passes the record to the root's JSON handler, or, when
 there is none (after ``shutdown()``, with ``OTEL_TDD_CAPTURE_LOGGING`` or
@@ -41,6 +43,9 @@ _SETUP_METHODS: tuple[tuple[str, str, str], ...] = (
     ("uvicorn.config", "Config", "configure_logging"),
     ("gunicorn.glogging", "Logger", "setup"),
 )
+# Streamlit sets one logger up at a time: setup_formatter(logger), module-level.
+_STREAMLIT_LOGGER = "streamlit.logger"
+_STREAMLIT_HANDLER = "streamlit_console_handler"
 _PATCHED = "_otel_tdd_hands_logs_over"
 _install_lock = threading.Lock()
 _installed = False
@@ -93,20 +98,25 @@ class ToJson(logging.Handler):
         super().close()
 
 
+def _hand_over_logger(logger: logging.Logger) -> bool:
+    """Put a :class:`ToJson` in place of each console handler of ``logger``."""
+    replaced = False
+    for index, handler in enumerate(list(logger.handlers)):
+        if type(handler) is logging.StreamHandler:  # a FileHandler is a subclass: kept
+            forward = ToJson(handler)
+            logger.handlers[index] = forward
+            if getattr(logger, _STREAMLIT_HANDLER, None) is handler:
+                # Streamlit removes this attribute's handler before adding a new one
+                # (update_formatter): it must name what is in the list now.
+                setattr(logger, _STREAMLIT_HANDLER, forward)
+            replaced = True
+    return replaced
+
+
 def hand_over(names: Iterable[str]) -> list[str]:
     """Put a :class:`ToJson` in place of each console handler of the named loggers;
     return the loggers changed."""
-    changed = []
-    for name in names:
-        logger = logging.getLogger(name)
-        replaced = False
-        for index, handler in enumerate(list(logger.handlers)):
-            if type(handler) is logging.StreamHandler:  # a FileHandler is a subclass: kept
-                logger.handlers[index] = ToJson(handler)
-                replaced = True
-        if replaced:
-            changed.append(name)
-    return changed
+    return [name for name in names if _hand_over_logger(logging.getLogger(name))]
 
 
 def _after(method: Callable[..., Any], names: tuple[str, ...]) -> Callable[..., Any]:
@@ -129,6 +139,23 @@ def _patch(module: ModuleType, class_name: str, method_name: str) -> None:
     setattr(cls, method_name, _after(method, FRAMEWORK_LOGGERS[module.__name__]))
 
 
+def _patch_streamlit(module: ModuleType) -> None:
+    setup = getattr(module, "setup_formatter", None)
+    if setup is None or getattr(setup, _PATCHED, False):
+        return
+
+    @functools.wraps(setup)
+    def setup_then_hand_over(logger: logging.Logger) -> None:
+        setup(logger)
+        _hand_over_logger(logger)
+
+    setattr(setup_then_hand_over, _PATCHED, True)
+    module.setup_formatter = setup_then_hand_over  # type: ignore[attr-defined]
+    # Loggers Streamlit set up before this hook (its import sets up a few).
+    for logger in getattr(module, "_loggers", {}).values():
+        _hand_over_logger(logger)
+
+
 def install() -> None:
     """Arrange for each server's console handlers to be handed over after its setup; once."""
     global _installed
@@ -140,6 +167,7 @@ def install() -> None:
         _installed = True
     for module, class_name, method_name in _SETUP_METHODS:
         when_imported(module, functools.partial(_patch_hook, class_name, method_name))
+    when_imported(_STREAMLIT_LOGGER, _patch_streamlit)
 
 
 def _patch_hook(class_name: str, method_name: str, module: ModuleType) -> None:

@@ -155,6 +155,11 @@ def test_reruns_logs_and_metrics_of_a_clicked_streamlit_app_reach_the_collector(
     stdout_created = [r for r in stdout_records if r.get("correlation_id") == created["trace_id"]]
     assert {r["message"] for r in stdout_created} >= {"Creating new epic"}
     assert all(r["session_id"] == session_id for r in stdout_created)
+    # Streamlit's own log lines are JSON too (OTEL_TDD_FRAMEWORK_LOGS), not plain text.
+    assert any(
+        r["logger"].startswith("streamlit.") and "server started on 127.0.0.1" in r["message"]
+        for r in stdout_records
+    ), app.output()
 
     # Metrics: the app's catalog and the rerun latency, also only from the final flush.
     def metric(name: str) -> list[dict[str, Any]]:

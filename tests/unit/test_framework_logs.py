@@ -162,3 +162,24 @@ def test_a_log_file_handler_stays_and_a_console_one_is_replaced(tmp_path: Path) 
         assert framework_logs.hand_over(["test.framework"]) == []  # already handed over
     finally:
         file_handler.close()
+
+
+def test_streamlit_loggers_become_json_and_stay_single_after_update_formatter() -> None:
+    stream = io.BytesIO()
+    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    from streamlit import logger as streamlit_logger
+
+    name = "streamlit.otel_tdd_test"
+    log = streamlit_logger.get_logger(name)
+    try:
+        assert [type(h) for h in log.handlers] == [framework_logs.ToJson]
+        streamlit_logger.update_formatter()  # Streamlit re-creates its console handlers
+        assert [type(h) for h in log.handlers] == [framework_logs.ToJson]
+        log.warning("Script compilation error")
+        records = _records(stream)
+        assert [(r["logger"], r["level"], r["message"]) for r in records] == [
+            (name, "WARNING", "Script compilation error")
+        ]
+    finally:
+        streamlit_logger._loggers.pop(name, None)
+        log.handlers.clear()
