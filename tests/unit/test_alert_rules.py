@@ -31,6 +31,7 @@ EXPECTED_ALERTS = {
     "HighResponseTime": "2m",
     "SlowResponseTime": "3m",
     "HighErrorRate": "2m",
+    "HighErrorRatio": "5m",
     "DatabaseDown": "1m",
     "DatabaseConnectionFailure": "1m",
     "HighMemoryUsage": "5m",
@@ -211,6 +212,7 @@ def test_warning_twins_share_symptom_with_their_critical_alert() -> None:
     by_name = {rule["alert"]: rule["labels"] for rule in alerting_rules()}
     for critical, warning in [
         ("HighResponseTime", "SlowResponseTime"),
+        ("HighErrorRate", "HighErrorRatio"),
         ("DatabaseDown", "DatabaseConnectionFailure"),
         ("CollectorExporterFailing", "CollectorRefusingData"),
         ("CollectorDroppingData", "CollectorRefusingData"),

@@ -176,6 +176,7 @@ def inhibited(target: dict[str, str], *sources: dict[str, str]) -> bool:
     "critical,warning",
     [
         ("HighResponseTime", "SlowResponseTime"),
+        ("HighErrorRate", "HighErrorRatio"),
         ("DatabaseDown", "DatabaseConnectionFailure"),
         ("CollectorExporterFailing", "CollectorRefusingData"),
         ("CollectorDroppingData", "CollectorRefusingData"),
@@ -195,6 +196,7 @@ def test_a_critical_alert_silences_its_warning_twin_for_the_same_service(
 def test_a_critical_alert_does_not_silence_unrelated_warnings() -> None:
     assert not inhibited(alert_labels("HighMemoryUsage"), alert_labels("HighResponseTime"))
     assert not inhibited(alert_labels("SlowResponseTime"), alert_labels("HighErrorRate"))
+    assert not inhibited(alert_labels("HighErrorRatio"), alert_labels("HighResponseTime"))
 
 
 def test_an_unlabelled_critical_alert_from_code_silences_nothing() -> None:
