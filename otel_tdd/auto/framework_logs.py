@@ -119,41 +119,37 @@ def hand_over(names: Iterable[str]) -> list[str]:
     return [name for name in names if _hand_over_logger(logging.getLogger(name))]
 
 
-def _after(method: Callable[..., Any], names: tuple[str, ...]) -> Callable[..., Any]:
-    @functools.wraps(method)
+def _run_after(owner: object, name: str, then: Callable[..., object]) -> bool:
+    """Wrap ``owner.name`` so that ``then`` gets its arguments after it ran; once.
+
+    Runs inside the server's ``import``: a changed API (no such attribute) leaves
+    its logging alone.
+    """
+    setup = getattr(owner, name, None)
+    if setup is None or getattr(setup, _PATCHED, False):
+        return False
+
+    @functools.wraps(setup)
     def setup_then_hand_over(*args: Any, **kwargs: Any) -> Any:
-        result = method(*args, **kwargs)
-        hand_over(names)
+        result = setup(*args, **kwargs)
+        then(*args, **kwargs)
         return result
 
     setattr(setup_then_hand_over, _PATCHED, True)
-    return setup_then_hand_over
+    setattr(owner, name, setup_then_hand_over)
+    return True
 
 
-def _patch(module: ModuleType, class_name: str, method_name: str) -> None:
-    """Runs inside the server's ``import``: a changed API leaves its logging alone."""
-    cls = getattr(module, class_name, None)
-    method = getattr(cls, method_name, None)
-    if cls is None or method is None or getattr(method, _PATCHED, False):
-        return
-    setattr(cls, method_name, _after(method, FRAMEWORK_LOGGERS[module.__name__]))
+def _patch_server(class_name: str, method_name: str, module: ModuleType) -> None:
+    names = FRAMEWORK_LOGGERS[module.__name__]
+    _run_after(getattr(module, class_name, None), method_name, lambda *_, **__: hand_over(names))
 
 
 def _patch_streamlit(module: ModuleType) -> None:
-    setup = getattr(module, "setup_formatter", None)
-    if setup is None or getattr(setup, _PATCHED, False):
-        return
-
-    @functools.wraps(setup)
-    def setup_then_hand_over(logger: logging.Logger) -> None:
-        setup(logger)
-        _hand_over_logger(logger)
-
-    setattr(setup_then_hand_over, _PATCHED, True)
-    module.setup_formatter = setup_then_hand_over  # type: ignore[attr-defined]
-    # Loggers Streamlit set up before this hook (its import sets up a few).
-    for logger in getattr(module, "_loggers", {}).values():
-        _hand_over_logger(logger)
+    if _run_after(module, "setup_formatter", _hand_over_logger):
+        # Loggers Streamlit set up before this hook (its import sets up a few).
+        for logger in getattr(module, "_loggers", {}).values():
+            _hand_over_logger(logger)
 
 
 def install() -> None:
@@ -166,9 +162,5 @@ def install() -> None:
             return
         _installed = True
     for module, class_name, method_name in _SETUP_METHODS:
-        when_imported(module, functools.partial(_patch_hook, class_name, method_name))
+        when_imported(module, functools.partial(_patch_server, class_name, method_name))
     when_imported(_STREAMLIT_LOGGER, _patch_streamlit)
-
-
-def _patch_hook(class_name: str, method_name: str, module: ModuleType) -> None:
-    _patch(module, class_name, method_name)

@@ -180,6 +180,10 @@ class StackError(Exception):
         super().__init__(f"{component}: {message}" if component else message)
 
 
+def _agent_not_running() -> StackError:
+    return StackError("not running: start the stack with --gateways N", AGENT)
+
+
 # --- process names: single node or agent + gateways ---------------------------------------
 
 
@@ -719,6 +723,10 @@ class LocalStack:
                 return False
         return process.http_ok(self._ready_url(component))
 
+    def _readiness(self, component: str) -> str:
+        """What :meth:`_is_ready` waits on, for messages."""
+        return "its log" if component == RESOLVER else self._ready_url(component)
+
     def _ready_url(self, component: str) -> str:
         if _gateway_index(component) is not None:
             return self.gateway_health_url(component)
@@ -848,7 +856,7 @@ class LocalStack:
             lambda: self._is_ready(component), timeout=self.config.start_timeout, interval=0.2
         ):
             raise StackError(
-                f"running (pid {proc.pid}) but not ready; see "
+                f"running (pid {proc.pid}) but not ready at {self._readiness(component)}; see "
                 f"`otel-tdd stack logs {component}`, or `otel-tdd stack down` and up again",
                 component,
             )
@@ -1053,7 +1061,7 @@ class LocalStack:
 
     def _route_agent_to_live_gateways(self) -> list[str]:
         if not self._is_ours(AGENT):
-            raise StackError("not running: start the stack with --gateways N", AGENT)
+            raise _agent_not_running()
         # A gateway whose health check times out is busy, not gone: dropping it from
         # the ring would drop what the agent queued for it, and a loaded gateway
         # flapping in and out would lose more than it sheds.
@@ -1145,7 +1153,7 @@ class LocalStack:
         self._save()
 
     def _await_ready(self, component: str, proc: subprocess.Popen[bytes]) -> None:
-        url = "its log" if component == RESOLVER else self._ready_url(component)
+        url = self._readiness(component)
         if not process.wait_until(
             lambda: self._is_ready(component),
             timeout=self.config.start_timeout,
@@ -1467,7 +1475,7 @@ def _watch_gateways(stack: LocalStack, interval: float) -> int:
     the start, and the end of the watch later.
     """
     if not stack.is_running(AGENT):
-        raise StackError("not running: start the stack with --gateways N", AGENT)
+        raise _agent_not_running()
     _say(f"{RESOLVER:<13} {_RESOLVER_READY} every {interval:g}s for {stack.state_dir}")
     reported = ""
     while True:

@@ -290,11 +290,7 @@ def _argv_of(child: subprocess.Popen[bytes]) -> Sequence[str]:
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     """True when ``GET url`` answers 200 (readiness endpoints)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status) == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    return http_probe(url, timeout) is True
 
 
 def http_probe(url: str, timeout: float = 1.0) -> bool | None:

@@ -502,6 +502,9 @@ def test_cli_up_with_gateways_status_rebalance_down(tmp_path: Path) -> None:
     state = tmp_path / "cli-stack"
     env = {**os.environ, "OTEL_TDD_STACK_DIR": str(state)}
 
+    def recorded() -> dict[str, Any]:
+        return dict(json.loads((state / "state.json").read_text())["processes"])
+
     def cli(*args: str) -> tuple[int, str]:
         result = subprocess.run(
             [sys.executable, "-m", "otel_tdd.cli", "stack", *args],
@@ -521,10 +524,7 @@ def test_cli_up_with_gateways_status_rebalance_down(tmp_path: Path) -> None:
         assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" in out
         code, out = cli("status")
         assert code == 0 and out.count(" running  ready ") == 4, out
-        pids = {
-            n: p["pid"]
-            for n, p in json.loads((state / "state.json").read_text())["processes"].items()
-        }
+        pids = {n: p["pid"] for n, p in recorded().items()}
         assert set(pids) == {"agent", "gateway-1", "gateway-2", "resolver"}, pids
         stack = LocalStack(state)
         survivor = stack.gateway_otlp_endpoint("gateway-1")
@@ -544,9 +544,6 @@ def test_cli_up_with_gateways_status_rebalance_down(tmp_path: Path) -> None:
         code, out = cli("up", "--free-ports", "--components", "collector", "--gateways", "2")
         assert code == 0 and "gateway-2     ready in" in out, out
         assert process.wait_until(lambda: len(stack.agent_gateways()) == 2, timeout=10)
-
-        def recorded() -> dict[str, Any]:
-            return dict(json.loads((state / "state.json").read_text())["processes"])
 
         # Another --resolver-interval replaces the resolver; 0 stops it; both by pid.
         first = recorded()["resolver"]
