@@ -220,3 +220,51 @@ def _no_process_left_behind() -> Iterator[None]:
         warnings.warn(
             f"stopped processes left running by tests: {leftovers}", RuntimeWarning, stacklevel=1
         )
+
+
+# The compatibility matrix (tests/compat/): a test records its row with
+# ``compat_row(...)``; only rows of passed tests are kept and saved at the end.
+_COMPAT_ROWS: list[Any] = []
+
+
+@pytest.fixture
+def compat_row(request: pytest.FixtureRequest) -> Callable[..., None]:
+    from compat_matrix import Row, installed_version
+
+    def record(
+        library: str,
+        scenario: str,
+        proven: list[str],
+        *,
+        distribution: str | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
+        row = Row(
+            library=library,
+            scenario=scenario,
+            proven=list(proven),
+            version=installed_version(distribution or library),
+            test=request.node.nodeid,
+            notes=list(notes or []),
+        )
+        request.node.stash.setdefault(_COMPAT_KEY, []).append(row)
+
+    return record
+
+
+_COMPAT_KEY = pytest.StashKey[list[Any]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.passed:
+        _COMPAT_ROWS.extend(item.stash.get(_COMPAT_KEY, []))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _COMPAT_ROWS:
+        from compat_matrix import save
+
+        save(_COMPAT_ROWS)
