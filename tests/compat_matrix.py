@@ -68,7 +68,8 @@ def render(rows: list[Row]) -> str:
 
 def main() -> int:
     if not RESULTS.is_file():
-        print(f"no results at {RESULTS}: run `.venv/bin/pytest tests/compat` first", file=sys.stderr)
+        hint = "run `.venv/bin/pytest tests/compat` first"
+        print(f"no results at {RESULTS}: {hint}", file=sys.stderr)
         return 1
     rows = [Row(**r) for r in json.loads(RESULTS.read_text())]
     DOC.write_text(render(rows))
