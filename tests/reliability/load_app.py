@@ -175,6 +175,7 @@ def latency_figures(instrumented: array[float], bare: array[float], count: int) 
             "p999": round(percentile(timed, 0.999), 1),
             "max": round(max(timed), 1),
         },
+        "bare_p50_us": round(statistics.median(beside), 2),
         "bare_p99_us": round(percentile(beside, 0.99), 2),
         "calls_timed": count,
     }
