@@ -223,10 +223,13 @@ def _slo(service: str, data: Any, index: int, source: str) -> SLO:
     known = {"name", "objective", "window", "series", "latency_threshold", "description"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SpecError(f"{at}.{unknown[0]}", f"unknown field; known: {', '.join(sorted(known))}")
+        known_list = ", ".join(sorted(known))
+        raise SpecError(f"{at}.{unknown[0]}", f"unknown field; known: {known_list}", source)
     name = _expect(data, "name", str, f"{at}.name", source)
     if not _NAME.match(name):
-        raise SpecError(f"{at}.name", f"{name!r}: use a-z, 0-9, - and _ (a Prometheus label)")
+        raise SpecError(
+            f"{at}.name", f"{name!r}: start with a-z, then use a-z, 0-9, - and _", source
+        )
     objective = _objective(data.get("objective"), f"{at}.objective", source)
     window = str(data.get("window", "30d"))
     if window not in WINDOWS:

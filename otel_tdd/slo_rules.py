@@ -152,8 +152,10 @@ def alert_labels(slo: SLO, alert: BurnAlert) -> dict[str, str]:
 def alert_annotations(slo: SLO, alert: BurnAlert) -> dict[str, str]:
     days = WINDOWS[slo.window]
     threshold = alert.factor * slo.budget
-    what = "requests failed" if slo.kind == "availability" else (
-        f"requests took longer than {slo.latency_threshold_s:g}s"
+    what = (
+        "requests failed"
+        if slo.kind == "availability"
+        else (f"requests took longer than {slo.latency_threshold_s:g}s")
     )
     return {
         "summary": f"{slo.service}: SLO {slo.name} burns its error budget "
@@ -268,8 +270,14 @@ def _check(slo: SLO, window: str, threshold: float, above: bool, at: str) -> dic
     }
 
 
-def _case(slo: SLO, alert: BurnAlert, name: str, bad: Sequence[tuple[int, float]],
-          fires: bool, step: float) -> dict[str, Any]:
+def _case(
+    slo: SLO,
+    alert: BurnAlert,
+    name: str,
+    bad: Sequence[tuple[int, float]],
+    fires: bool,
+    step: float,
+) -> dict[str, Any]:
     steps = sum(n for n, _ in bad)
     at = format_duration(steps * step)
     threshold = alert.factor * slo.budget
