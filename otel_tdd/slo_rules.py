@@ -10,7 +10,8 @@ Per objective (docs/slo.md has the maths):
 * ``slo:error_budget_remaining:ratio`` over the compliance window, with the objective
   and the budget as series for dashboards;
 * per alert, a promtool test file with three cases: both windows above the threshold
-  (fires), only the long one, only the short one (each silent).
+  (fires), only the long one, only the short one (each silent); per objective, one
+  for the budget left.
 
 ``scale`` shrinks every window, evaluation interval and test step by one factor, so an
 end-to-end test sees in minutes what production sees in hours; the names keep the
@@ -336,4 +337,39 @@ def render_rule_tests(
                 "evaluation_interval": format_duration(step),
                 "tests": cases,
             }
+        files[f"slo-{slo.service}-{slo.name}-budget.test.yml"] = _budget_test(slo, rule_file, scale)
     return files
+
+
+def _budget_test(slo: SLO, rule_file: str, scale: float) -> dict[str, Any]:
+    """Half the budget's share of bad events all over the window: half the budget is left."""
+    days = WINDOWS[slo.window]
+    step = 86400 * scale
+    at = format_duration(days * step)
+    labels = f'{{service="{slo.service}", slo="{slo.name}"}}'
+
+    def value(record: str, expected: float) -> dict[str, Any]:
+        # Rounded: promtool (2.42) compares floats exactly, and a ratio of rates is
+        # 0.49999999999999 rather than 0.5.
+        return {
+            "expr": f"round({_selector_of(record, slo)}, 0.000001)",
+            "eval_time": at,
+            "exp_samples": [{"labels": labels, "value": float(_number(round(expected, 6)))}],
+        }
+
+    return {
+        "rule_files": [rule_file],
+        "evaluation_interval": format_duration(step),
+        "tests": [
+            {
+                "name": f"{slo.name}: half the error budget spent over {slo.window}",
+                "interval": format_duration(step),
+                "input_series": _input_series(slo, [(days, slo.budget / 2)]),
+                "promql_expr_test": [
+                    value("slo:objective:ratio", slo.objective / 100),
+                    value("slo:error_budget:ratio", slo.budget),
+                    value("slo:error_budget_remaining:ratio", 0.5),
+                ],
+            }
+        ],
+    }

@@ -68,9 +68,9 @@ def test_generate_writes_rules_tests_and_a_dashboard_for_the_example(generated: 
     assert [p.name for p in (generated / "rules").iterdir()] == ["slo-tdd-app.yml"]
     tests = sorted(p.name for p in (generated / "tests").iterdir())
     assert tests == sorted(
-        f"slo-tdd-app-{slo}-{a.long}.test.yml"
+        f"slo-tdd-app-{slo}-{part}.test.yml"
         for slo in ("availability", "latency")
-        for a in BURN_ALERTS
+        for part in [*(a.long for a in BURN_ALERTS), "budget"]
     )
     assert [p.name for p in (generated / "dashboards").iterdir()] == ["slo-tdd-app.json"]
 
@@ -85,7 +85,7 @@ def test_the_generated_promtool_tests_pass(generated: Path) -> None:
     files = sorted((generated / "tests").glob("*.test.yml"))
     result = run(promtool(), "test", "rules", *(f.name for f in files), cwd=generated / "tests")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(files) == 8
+    assert result.stdout.count("SUCCESS") == len(files) == 10
 
 
 def test_every_alert_is_tested_on_both_sides_of_its_window_pair(generated: Path) -> None:
@@ -102,14 +102,17 @@ def test_every_alert_is_tested_on_both_sides_of_its_window_pair(generated: Path)
             assert sides == [[1, 1], [1, 0], [0, 1]]
 
 
-def _mutated_suite_fails(generated: Path, tmp_path: Path, change: Any) -> str:
+def _mutated_suite_fails(
+    generated: Path,
+    tmp_path: Path,
+    change: Any,
+    test_file: str = "slo-tdd-app-availability-1h.test.yml",
+) -> str:
     copy = tmp_path / "copy"
     shutil.copytree(generated, copy)
     (path,) = (copy / "rules").glob("*.yml")
     path.write_text(change(path.read_text()))
-    result = run(
-        promtool(), "test", "rules", "slo-tdd-app-availability-1h.test.yml", cwd=copy / "tests"
-    )
+    result = run(promtool(), "test", "rules", test_file, cwd=copy / "tests")
     assert result.returncode != 0, "the generated tests did not catch a broken rule"
     return result.stdout + result.stderr
 
@@ -125,6 +128,16 @@ def test_the_generated_tests_catch_a_pair_joined_by_or(generated: Path, tmp_path
 
     output = _mutated_suite_fails(generated, tmp_path, either_window)
     assert "long" in output
+
+
+def test_the_generated_tests_catch_a_wrong_budget(generated: Path, tmp_path: Path) -> None:
+    def wrong_budget(text: str) -> str:
+        return text.replace('slo="availability"} / 0.001', 'slo="availability"} / 0.01')
+
+    output = _mutated_suite_fails(
+        generated, tmp_path, wrong_budget, "slo-tdd-app-availability-budget.test.yml"
+    )
+    assert "slo:error_budget_remaining:ratio" in output
 
 
 def test_the_rules_follow_the_sre_workbook(generated: Path) -> None:
