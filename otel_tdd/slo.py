@@ -190,9 +190,10 @@ def _objective(raw: Any, field: str, source: str) -> float:
         raise SpecError(
             field,
             f"{raw} leaves a {100 - value:g} % error budget; the page alert fires at "
-            f"{FASTEST_BURN}x the budget, i.e. when {MAX_PAGE_ERROR_RATIO:.0%} or more of all "
-            f"requests fail, so it could hardly ever fire: choose more than {lowest:.2f} "
-            "and less than 100",
+            f"{FASTEST_BURN}x the budget, when more than "
+            f"{FASTEST_BURN * (100 - value):.4g} % of requests fail, so it could hardly ever "
+            f"fire (burn-rate alerts need that under {MAX_PAGE_ERROR_RATIO:.0%}): choose "
+            f"more than {lowest:.2f} and less than 100",
             source,
         )
     return value

@@ -164,7 +164,7 @@ def alert_annotations(slo: SLO, alert: BurnAlert) -> dict[str, str]:
         "description": f"Over the last {alert.long} and the last {alert.short}, more than "
         f"{threshold * 100:.4g} % of {slo.service}'s {what} (objective {slo.objective:g} % over "
         f"{slo.window}). At this rate the {slo.window} error budget is gone in "
-        f"{days / alert.factor:.1f} days.",
+        f"{days / alert.factor:.1f} days." + (f" {slo.description}" if slo.description else ""),
         "runbook_url": f"{RUNBOOK_BASE}{alert.runbook}.md",
     }
 
