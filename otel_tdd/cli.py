@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "collector": ("otel_tdd.stack.collector", "cli", "build, locate or validate our Collector"),
     "stack": ("otel_tdd.stack.local", "cli", "start, watch and stop the local stack"),
     "config": ("otel_tdd.cli", "show_config", "print the effective settings (validated)"),
+    "slo": ("otel_tdd.slo_cli", "cli", "validate SLO specs; generate burn-rate rules and tests"),
 }
 
 

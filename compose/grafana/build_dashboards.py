@@ -1148,6 +1148,89 @@ DASHBOARDS = {
 }
 
 
+# Burn-rate windows of the SLO alerts (otel_tdd/slo_rules.py), for the SLO dashboards.
+SLO_BURN_WINDOWS = ("5m", "1h", "6h", "1d", "3d")
+SLO_PAGE_BURN = 14.4  # the fastest page alert's factor
+
+
+def slo_dashboard(b: _Builder, service: str, objectives: Sequence[Mapping[str, Any]]) -> Any:
+    """SLO - <service>: per objective, the budget left, the SLI and the burn rates.
+
+    Built by `otel-tdd slo generate` from a team's SLO spec, on the series its
+    generated rules record (slo:* labelled service and slo). ``objectives``: dicts
+    of name, objective (percent), window (28d/30d), kind, budget (ratio).
+    """
+    d = b.dashboard(
+        f"otel-tdd-slo-{service}",
+        f"SLO - {service}",
+        f"Service-level objectives of {service}: error budget left, SLI, burn rates "
+        "(docs/slo.md). Generated from the service's SLO spec.",
+        ["slo"],
+    ).time("now-7d", "now")
+    for slo in objectives:
+        labels = f'service="{service}", slo="{slo["name"]}"'
+        window, objective = slo["window"], float(slo["objective"])
+        d = d.with_row(b.row(f"{slo['name']}: {objective:g} % over {window} ({slo['kind']})"))
+        d = d.with_panel(
+            b.stat(
+                "Error budget remaining",
+                "percentunit",
+                f"slo:error_budget_remaining:ratio{{{labels}}}",
+                description=f"Share of the {window} error budget not yet spent. Red when "
+                "spent, orange under a quarter.",
+                thresholds=((None, "red"), (0, "orange"), (0.25, "green")),
+            )
+        )
+        d = d.with_panel(
+            b.stat(
+                f"SLI over {window}",
+                "percentunit",
+                f"1 - slo:sli_error:ratio_rate{window}{{{labels}}}",
+                description=f"Share of good events over {window}; red under the objective.",
+                thresholds=((None, "red"), (objective / 100, "green")),
+            )
+        )
+        d = d.with_panel(
+            b.timeseries(
+                "Burn rate",
+                "none",
+                [
+                    (
+                        f"slo:sli_error:ratio_rate{w}{{{labels}}} / on(service, slo) "
+                        f"slo:error_budget:ratio{{{labels}}}",
+                        w,
+                    )
+                    for w in SLO_BURN_WINDOWS
+                ],
+                description="How many times faster than the objective allows the budget "
+                "burns, per window. 1 spends it exactly over the window; orange from 1, "
+                f"red from {SLO_PAGE_BURN:g} (the fast page alert).",
+                thresholds=((None, "green"), (1, "orange"), (SLO_PAGE_BURN, "red")),
+                min_value=0,
+                span=12,
+            )
+        )
+        d = d.with_panel(
+            b.timeseries(
+                "SLI (good events)",
+                "percentunit",
+                [(f"1 - slo:sli_error:ratio_rate5m{{{labels}}}", "5m")],
+                description="Share of good events over 5 minutes; red under the objective.",
+                thresholds=((None, "red"), (objective / 100, "green")),
+                max_value=1,
+                span=12,
+            )
+        )
+    return d
+
+
+def build_slo(service: str, objectives: Sequence[Mapping[str, Any]]) -> str:
+    """The SLO dashboard's JSON text (what `otel-tdd slo generate` writes)."""
+    sdk = _sdk()
+    dashboard = slo_dashboard(_Builder(sdk), service, objectives).build()
+    return str(sdk.JSONEncoder(sort_keys=True, indent=2).encode(dashboard)) + "\n"
+
+
 def build_all() -> dict[str, str]:
     """File name -> the JSON text the generator produces for it."""
     sdk = _sdk()

@@ -205,3 +205,28 @@ def test_an_unlabelled_critical_alert_from_code_silences_nothing() -> None:
     from_code_other = {"alertname": "cache_slow", "severity": "warning"}
     assert not inhibited(from_code_other, from_code)
     assert not inhibited(alert_labels("SlowResponseTime"), from_code | {"service": "tdd-app"})
+
+
+def test_an_slo_page_silences_the_ticket_of_the_same_objective_only() -> None:
+    """The generated SLO alerts (otel_tdd/slo_rules.py) carry symptom=slo-<name>."""
+    from otel_tdd.slo import parse_spec
+    from otel_tdd.slo_rules import BURN_ALERTS, alert_labels
+
+    spec = parse_spec(
+        {
+            "service": "tdd-app",
+            "objectives": [
+                {"name": "availability", "objective": 99.9},
+                {"name": "latency", "objective": 99, "latency_threshold": "500ms"},
+            ],
+        }
+    )
+    availability, latency = spec.objectives
+    page, ticket = BURN_ALERTS[0], BURN_ALERTS[2]
+
+    def labels(slo: Any, alert: Any) -> dict[str, str]:
+        return {"alertname": alert.alertname, **alert_labels(slo, alert)}
+
+    assert inhibited(labels(availability, ticket), labels(availability, page))
+    assert not inhibited(labels(latency, ticket), labels(availability, page))
+    assert not inhibited(labels(availability, page), labels(availability, ticket))
