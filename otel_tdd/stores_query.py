@@ -511,4 +511,5 @@ def fetch_exemplars(
 
 def utc(ns: int) -> str:
     """Unix nanoseconds as an ISO time in UTC, to the microsecond."""
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")
+    moment = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

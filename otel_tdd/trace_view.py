@@ -195,10 +195,10 @@ def trace_json(spans: Sequence[Span], logs: Sequence[LogRecord]) -> dict[str, An
 
 def render_traces(summaries: Iterable[TraceSummary], *, colour: bool = False) -> list[str]:
     """`otel-tdd traces`: one row per trace, ready to paste into `otel-tdd trace`."""
-    lines = [f"{'TRACE ID':<32}  {'START (UTC)':<26}  {'DURATION':>9}  SPANS  ERRORS  ROOT"]
+    lines = [f"{'TRACE ID':<32}  {'START (UTC)':<27}  {'DURATION':>9}  SPANS  ERRORS  ROOT"]
     for s in summaries:
         row = (
-            f"{s.trace_id:<32}  {utc(s.start_us * 1000):<26}  "
+            f"{s.trace_id:<32}  {utc(s.start_us * 1000):<27}  "
             f"{format_duration(s.duration_us * 1000):>9}  {s.span_count:>5}  "
             f"{s.error_count:>6}  {s.root_service}: {s.root_name}"
         )
@@ -213,11 +213,11 @@ def _series_name(series: Mapping[str, str]) -> str:
 
 def render_exemplars(exemplars: Iterable[Exemplar], *, unit: str = "s") -> list[str]:
     """`otel-tdd exemplars`: slowest first, each with the trace to open."""
-    lines = [f"{'VALUE':>10}  {'TIME (UTC)':<26}  {'TRACE ID':<32}  SERIES"]
+    lines = [f"{'VALUE':>10}  {'TIME (UTC)':<27}  {'TRACE ID':<32}  SERIES"]
     for e in exemplars:
         value = format_duration(e.value * 1e9) if unit == "s" else f"{e.value:g}"
         lines.append(
-            f"{value:>10}  {utc(int(e.timestamp * 1e9)):<26}  {e.trace_id:<32}  "
+            f"{value:>10}  {utc(int(e.timestamp * 1e9)):<27}  {e.trace_id:<32}  "
             f"{_series_name(e.series)}"
         )
     return lines
