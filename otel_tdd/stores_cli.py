@@ -105,10 +105,11 @@ def traces_cli(argv: Sequence[str]) -> int:
             since=q.parse_duration(args.since),
             limit=args.limit,
         )
-        if not found and args.service not in q.known_services(url):
-            known = ", ".join(q.known_services(url)) or "none yet"
+        known = q.known_services(url) if not found else []
+        if not found and args.service not in known:
             raise q.StoreQueryError(
-                f"Jaeger at {url} has no service {args.service!r} (known: {known})"
+                f"Jaeger at {url} has no service {args.service!r} "
+                f"(known: {', '.join(known) or 'none yet'})"
             )
     except q.StoreQueryError as exc:
         return _fail("traces", exc)
