@@ -12,6 +12,7 @@ only that one filters on tags (``error=true``); VictoriaLogs'
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -189,8 +190,6 @@ def _hex_id(value: str) -> str:
     """OTLP JSON ids are hex in Jaeger's answer; tolerate base64 as the OTLP spec has it."""
     if not value or re.fullmatch(r"[0-9a-fA-F]+", value):
         return value.lower()
-    import base64
-
     return base64.b64decode(value).hex()
 
 

@@ -351,6 +351,50 @@ def test_trace_json_has_the_spans_and_records(
     assert data["trace_id"] == made.trace_id
     assert sorted(s["name"] for s in data["spans"]) == sorted(made.span_names)
     assert [r["message"] for r in data["logs"]] == made.messages
+    kinds = {s["name"]: s["kind"] for s in data["spans"]}
+    assert kinds == {
+        made.span_names[0]: "server",
+        "load cart": "internal",
+        "SELECT cart_items": "client",
+        "charge card": "client",
+    }
+
+
+def test_colour_on_a_terminal_only(app: App, victoria_logs: str) -> None:
+    """Levels are coloured when stdout is a TTY (a pty here), plain into a pipe."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "otel_tdd.cli", "logs", "--trace", app.slow_failed.trace_id,
+             "--logs", victoria_logs],
+            stdout=follower, stderr=subprocess.PIPE, timeout=60, env=env, check=False,
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0, proc.stderr
+    out = b"".join(chunks).decode()
+    assert "\033[31mERROR\033[0m" in out  # the ERROR record's level, red
+    assert "\033[33mWARN " in out
+    piped = subprocess.run(
+        [sys.executable, "-m", "otel_tdd.cli", "logs", "--trace", app.slow_failed.trace_id,
+         "--logs", victoria_logs],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert app.slow_failed.error_message in piped.stdout
+    assert "\033[" not in piped.stdout
 
 
 def test_trace_reads_the_store_urls_from_the_environment(

@@ -246,3 +246,23 @@ def test_victoria_logs_listens_on_loopback_with_a_7_day_retention(tmp_path: Path
         f"-storageDataPath={tmp_path}",
         "-retentionPeriod=7d",
     ]
+
+
+def test_cli_build_all_reuses_both_cached_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in stores.STORES:
+        write_script(cached_store_path(name), "exit 0\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a build would fail: no Go
+    assert stores.cli(["build"]) == 0
+    err = capsys.readouterr().err
+    assert "jaeger v1.76.0 up to date" in err
+    assert "victoria-logs v1.52.1 up to date" in err
+
+
+def test_cli_build_without_go_exits_1_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert stores.cli(["build", "victoria-logs"]) == 1
+    assert "error: building victoria-logs needs Go >= 1.25" in capsys.readouterr().err

@@ -173,3 +173,41 @@ def test_default_urls_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert q.default_url(q.ENV_JAEGER_URL) == "http://127.0.0.1:16686"
     monkeypatch.setenv(q.ENV_JAEGER_URL, "http://jaeger.example:16686/")
     assert q.default_url(q.ENV_JAEGER_URL) == "http://jaeger.example:16686"
+
+
+def test_otlp_json_ids_may_be_hex_or_base64_and_kinds_names_or_numbers() -> None:
+    """Jaeger answers hex ids and numeric kinds; the OTLP JSON spec says base64 and names."""
+    import base64
+
+    raw_id = bytes.fromhex(TRACE)
+    payload = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {"traceId": TRACE, "spanId": "a" * 16, "name": "hex", "kind": 2,
+                             "startTimeUnixNano": "2", "endTimeUnixNano": "5",
+                             "status": {"code": 2, "message": "boom"},
+                             "attributes": [{"key": "n", "value": {"intValue": "3"}}]},
+                            {"traceId": base64.b64encode(raw_id).decode(),
+                             "spanId": base64.b64encode(b"\xbb" * 8).decode(),
+                             "parentSpanId": "a" * 16, "name": "b64",
+                             "kind": "SPAN_KIND_CLIENT", "startTimeUnixNano": "3",
+                             "endTimeUnixNano": "4", "status": {"code": "STATUS_CODE_OK"}},
+                        ]
+                    }
+                ],
+            }
+        ]
+    }  # fmt: skip
+    first, second = q._spans_from_otlp(payload)
+    assert (first.name, first.kind, first.status, first.status_message) == (
+        "hex", "server", "ERROR", "boom",
+    )  # fmt: skip
+    assert first.attributes == {"n": 3} and first.duration_ns == 3
+    assert (second.trace_id, second.span_id, second.parent_span_id) == (TRACE, "b" * 16, "a" * 16)
+    assert (second.kind, second.status) == ("client", "OK")
