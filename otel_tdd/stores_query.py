@@ -31,6 +31,7 @@ __all__ = [
     "ENV_LOGS_URL",
     "ENV_PROMETHEUS_URL",
     "LEVELS",
+    "TRACE_ID_LABELS",
     "Exemplar",
     "LogRecord",
     "Span",
@@ -461,7 +462,9 @@ class Exemplar:
     series: Mapping[str, str]
 
 
-_TRACE_LABELS = ("trace_id", "traceID", "traceId")
+# Exemplar labels that carry a trace id: the Collector's prometheus exporter
+# writes trace_id; some other instrumentations write traceID.
+TRACE_ID_LABELS = ("trace_id", "traceID", "traceId")
 
 
 def fetch_exemplars(
@@ -494,7 +497,7 @@ def fetch_exemplars(
         labels = dict(series.get("seriesLabels") or {})
         for raw in series.get("exemplars") or []:
             ex_labels = raw.get("labels") or {}
-            trace_id = next((ex_labels[k] for k in _TRACE_LABELS if k in ex_labels), "")
+            trace_id = next((ex_labels[k] for k in TRACE_ID_LABELS if k in ex_labels), "")
             if trace_id:
                 found.append(
                     Exemplar(
