@@ -126,13 +126,15 @@ def test_scrape_and_evaluation_intervals_are_short_for_a_dev_stack() -> None:
 # --------------------------------------------------------------------------
 
 
-def test_compose_has_the_five_services() -> None:
+def test_compose_has_the_seven_services() -> None:
     assert set(compose()["services"]) == {
         "otel-collector",
         "prometheus",
         "alertmanager",
         "grafana",
         "node-exporter",
+        "victoria-logs",  # the stores: tests/unit/test_compose_stores.py
+        "jaeger",
     }
 
 

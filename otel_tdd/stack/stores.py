@@ -1,0 +1,288 @@
+"""Build and find the trace store (Jaeger v2) and the log store (VictoriaLogs).
+
+Neither ships in a registry this project can use, so both are built from their
+Go modules, like our Collector, and cached by version under
+``~/.cache/otel-tdd/stores/NAME/VERSION/``, with the build's output in
+``build.log`` beside the binary and a lock so two sessions never build one
+version at once. VictoriaLogs is a plain ``go install``; Jaeger's go.mod has a
+``replace``, which ``go install`` refuses, so it is built from a small generated
+wrapper module that requires it and repeats the replace.
+``OTEL_TDD_VICTORIA_LOGS_BIN`` / ``OTEL_TDD_JAEGER_BIN`` point at existing binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# The Collector's build machinery (clock, logged runs, lock, cache root) is the
+# same for any Go build; its error type is translated at this module's edge.
+from otel_tdd.stack.collector import (
+    CollectorBuildError,
+    _build_lock,
+    _Clock,
+    _parse_go_version,
+    _run_logged,
+    cache_root,
+)
+
+__all__ = [
+    "STORES",
+    "Store",
+    "StoreBuildError",
+    "build_store",
+    "cached_store_path",
+    "cli",
+    "store_binary",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Store:
+    """One store we build: its Go module, pinned version and binary name."""
+
+    name: str
+    module: str
+    version: str
+    binary: str
+    env_bin: str
+    # The Go release its go.mod asks for; an older toolchain fails late and obscurely.
+    min_go: tuple[int, int]
+
+
+VICTORIA_LOGS = Store(
+    name="victoria-logs",
+    module="github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs",
+    version="v1.52.1",
+    binary="victoria-logs",
+    env_bin="OTEL_TDD_VICTORIA_LOGS_BIN",
+    min_go=(1, 25),
+)
+JAEGER = Store(
+    name="jaeger",
+    module="github.com/jaegertracing/jaeger",
+    version="v1.76.0",
+    binary="jaeger",
+    env_bin="OTEL_TDD_JAEGER_BIN",
+    min_go=(1, 25),
+)
+STORES: Mapping[str, Store] = {s.name: s for s in (VICTORIA_LOGS, JAEGER)}
+
+# Jaeger's own go.mod carries this replace; a module requiring Jaeger must repeat it.
+_JAEGER_REPLACES = ("github.com/Shopify/sarama => github.com/Shopify/sarama v1.33.0",)
+
+
+class StoreBuildError(Exception):
+    """A store binary cannot be built or found; the message says what to do."""
+
+
+def _stderr_progress(line: str) -> None:
+    print(f"otel-tdd stores: {line}", file=sys.stderr, flush=True)
+
+
+def _store(name: str) -> Store:
+    try:
+        return STORES[name]
+    except KeyError:
+        raise StoreBuildError(f"unknown store {name!r}: choose from {', '.join(STORES)}") from None
+
+
+def cached_store_path(name: str) -> Path:
+    """Where the binary of store ``name`` at its pinned version is (or will be) cached."""
+    store = _store(name)
+    return cache_root() / "stores" / store.name / store.version / store.binary
+
+
+def _find_go(store: Store) -> str:
+    """A ``go`` new enough for ``store``, or an error saying how to get one."""
+    want = f"{store.min_go[0]}.{store.min_go[1]}"
+    hint = (
+        f"Install Go {want}+ from your distribution or go.dev, or set "
+        f"{store.env_bin}=/path/to/{store.binary} to use an existing binary"
+    )
+    go = shutil.which("go")
+    if go is None:
+        raise StoreBuildError(f"building {store.name} needs Go >= {want} (no `go` on PATH). {hint}")
+    try:
+        out = subprocess.run(
+            [go, "env", "GOVERSION"], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StoreBuildError(f"`{go} env GOVERSION` failed: {exc}. {hint}") from exc
+    version = _parse_go_version(out)
+    if version is None or version < store.min_go:
+        raise StoreBuildError(
+            f"building {store.name} needs Go >= {want}, but {go} is "
+            f"{out.strip() or 'of unknown version'}. {hint}"
+        )
+    return go
+
+
+def _build_victoria_logs(go: str, workdir: Path, clock: _Clock) -> Path:
+    """``go install MODULE@VERSION`` into a private GOBIN inside the cache."""
+    gobin = workdir / "gobin"
+    gobin.mkdir(exist_ok=True)
+    env = {**os.environ, "GOBIN": str(gobin)}
+    clock.say(f"go install {VICTORIA_LOGS.module}@{VICTORIA_LOGS.version}")
+    _run_logged(
+        [go, "install", f"{VICTORIA_LOGS.module}@{VICTORIA_LOGS.version}"],
+        workdir / "build.log",
+        clock,
+        env,
+    )
+    return gobin / VICTORIA_LOGS.binary
+
+
+def jaeger_wrapper_files(go_version: str = "1.25") -> dict[str, str]:
+    """The wrapper module that builds Jaeger: go.mod and a tools.go blank import."""
+    replaces = "".join(f"replace {r}\n" for r in _JAEGER_REPLACES)
+    go_mod = (
+        "// Generated by otel-tdd to build Jaeger, whose go.mod `go install` refuses.\n"
+        "module otel-tdd.local/jaeger-build\n\n"
+        f"go {go_version}\n\n"
+        f"require {JAEGER.module} {JAEGER.version}\n\n"
+        f"{replaces}"
+    )
+    tools_go = (
+        "//go:build tools\n\n"
+        "// Package tools pins Jaeger's main package so `go mod tidy` resolves it.\n"
+        "package tools\n\n"
+        f'import _ "{JAEGER.module}/cmd/jaeger"\n'
+    )
+    return {"go.mod": go_mod, "tools.go": tools_go}
+
+
+def _build_jaeger(go: str, workdir: Path, clock: _Clock) -> Path:
+    """Generate the wrapper module, tidy it, build ``cmd/jaeger`` stripped."""
+    src = workdir / "src"
+    if src.exists():
+        shutil.rmtree(src)  # a half-tidied go.sum from an interrupted build
+    src.mkdir()
+    for name, text in jaeger_wrapper_files().items():
+        (src / name).write_text(text, encoding="utf-8")
+    log = workdir / "build.log"
+    env = dict(os.environ)
+    out = src / JAEGER.binary
+    clock.say("go mod tidy (downloads Jaeger's dependencies)")
+    _run_logged([go, "-C", str(src), "mod", "tidy"], log, clock, env)
+    clock.say("go build cmd/jaeger (minutes: ~8 cold on 2 cores, ~2 GB of RAM)")
+    _run_logged(
+        [
+            go, "-C", str(src), "build", "-trimpath", "-ldflags", "-s -w",
+            "-o", str(out), f"{JAEGER.module}/cmd/jaeger",
+        ],
+        log,
+        clock,
+        env,
+    )  # fmt: skip
+    return out
+
+
+def build_store(name: str, *, progress: Progress = _stderr_progress, force: bool = False) -> Path:
+    """Build store ``name`` at its pinned version (or reuse the cache) and return its path.
+
+    The full Go output goes to ``build.log`` beside the binary; a failure names
+    that file and quotes its last lines.
+    """
+    store = _store(name)
+    target = cached_store_path(name)
+    if target.is_file() and not force:
+        progress(f"{store.name} {store.version} up to date: {target}")
+        return target
+    go = _find_go(store)
+    workdir = target.parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    clock = _Clock(progress)
+    with _build_lock(workdir):
+        if target.is_file() and not force:  # another process built it while we waited
+            clock.say(f"{store.name} {store.version} up to date: {target}")
+            return target
+        (workdir / "build.log").write_text("", encoding="utf-8")
+        clock.say(f"building {store.name} {store.version} (log: {workdir / 'build.log'})")
+        builder = _build_jaeger if store is JAEGER else _build_victoria_logs
+        try:
+            built = builder(go, workdir, clock)
+        except CollectorBuildError as exc:  # _run_logged's error, about our build here
+            raise StoreBuildError(f"building {store.name} failed: {exc}") from exc
+        if not built.is_file():
+            raise StoreBuildError(
+                f"the {store.name} build succeeded but {built} is missing; see "
+                f"{workdir / 'build.log'}"
+            )
+        os.replace(built, target)  # atomic: a half-built binary is never `target`
+        clock.say(f"built {target} in {clock.elapsed:.0f}s")
+    return target
+
+
+def store_binary(name: str) -> Path:
+    """The binary to run for store ``name``: its ``*_BIN`` variable if set, else the cache."""
+    store = _store(name)
+    override = os.environ.get(store.env_bin)
+    if override:
+        path = Path(override).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise StoreBuildError(
+                f"{store.env_bin}={override} is not an executable file; point it at a "
+                f"{store.binary} binary or unset it to use `otel-tdd stores build {store.name}`"
+            )
+        return path
+    cached = cached_store_path(name)
+    if cached.is_file() and os.access(cached, os.X_OK):
+        return cached
+    raise StoreBuildError(
+        f"{store.name} {store.version} is not built (expected {cached}); run "
+        f"`otel-tdd stores build {store.name}`, or set {store.env_bin}=/path/to/{store.binary}"
+    )
+
+
+# --- command line ---------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-tdd stores",
+        description="Build and locate the trace store (Jaeger v2) and the log store "
+        "(VictoriaLogs), cached by version under ~/.cache/otel-tdd/stores "
+        "(OTEL_TDD_CACHE_DIR moves it). "
+        + "; ".join(f"{s.env_bin} points at an existing {s.binary}" for s in STORES.values())
+        + ".",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build a store (cached by version)")
+    build.add_argument("name", nargs="?", default="all", choices=[*STORES, "all"])
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    path = sub.add_parser("path", help="print a store binary's path")
+    path.add_argument("name", choices=list(STORES))
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    """``otel-tdd stores build [victoria-logs|jaeger|all] [--force] | path NAME``."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "path":
+            print(store_binary(args.name))
+            return 0
+        names = list(STORES) if args.name == "all" else [args.name]
+        for name in names:
+            override = os.environ.get(STORES[name].env_bin)
+            if override and not args.force:
+                _stderr_progress(f"{STORES[name].env_bin} is set; using {store_binary(name)}")
+                continue
+            build_store(name, force=args.force)
+        return 0
+    except StoreBuildError as exc:
+        print(f"otel-tdd stores: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli(sys.argv[1:]))
