@@ -193,6 +193,9 @@ def _after_fork_in_child() -> None:
 # builds its handler, and so reads MIDDLEWARE, after it.
 AFTER_CALL: dict[str, tuple[str, str]] = {"django": ("django", "setup")}
 
+# Our glue for a framework, installed once its instrumentor is active ("module:function").
+GLUE: dict[str, str] = {"django": "otel_tdd.integrations.django:install"}
+
 # What happened to each instrumentor in this process, by entry-point name:
 # (state, reason); state is "waiting" (for its library's import), "active" or "skipped".
 STATUS: dict[str, tuple[str, str]] = {}
@@ -373,8 +376,21 @@ def _activate_now(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
         if getattr(instrumentor, "is_instrumented_by_opentelemetry", True):
             STATUS[name] = ("active", "")
             _log.debug("instrumentor %s active", name)
+            _install_glue(name)
         else:
             _skip(name, "instrument() did not apply")
+
+
+def _install_glue(name: str) -> None:
+    if name not in GLUE:
+        return
+    import importlib
+
+    module, _, function = GLUE[name].partition(":")
+    try:
+        getattr(importlib.import_module(module), function)()
+    except Exception as error:
+        _log.debug("otel-tdd's %s glue skipped: %r", name, error)
 
 
 def _call_hook(entry_point: EntryPoint) -> None:
