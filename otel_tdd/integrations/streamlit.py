@@ -12,8 +12,10 @@ latency is the rerun. :class:`StreamlitInstrumentor` makes each rerun
 * a record of the widgets whose change caused it (``streamlit.widgets.changed``:
   their keys, never their values, which may be personal data);
 * on an uncaught exception in the script: the exception recorded on the span,
-  the span status ERROR, an ERROR log record with the traceback, and
-  ``tdd_errors_total`` (Streamlit still shows the error in the page as usual);
+  the span status ERROR, one ERROR log record with the traceback (ours, which
+  names the page: Streamlit's own "Uncaught app execution" record of the same
+  exception is dropped, so the error is counted once), and ``tdd_errors_total``
+  (Streamlit still shows the error in the page as usual);
 * one ``tdd_response_time_seconds`` observation with ``method="RERUN"``,
   ``endpoint=<page>`` and ``status`` ok, error, rerun or stopped, so the seed's
   latency dashboards and alerts cover a Streamlit app too.
@@ -37,6 +39,7 @@ version lacks them, one warning is logged and the app runs uninstrumented.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -61,6 +64,25 @@ HEALTH_CHECK_NAME = "streamlit_server"
 
 _log = logging.getLogger("otel_tdd.integrations.streamlit")
 _reported: set[str] = set()
+# Where Streamlit logs a script's uncaught exception (error_util._log_uncaught_app_exception).
+STREAMLIT_ERROR_LOGGER = "streamlit.error_util"
+# Per script thread: whether one of our rerun spans is open (it records the error itself).
+_in_rerun = threading.local()
+
+
+class _DropStreamlitDuplicate(logging.Filter):
+    """Inside a rerun: keeps Streamlit's record of an exception from printing; the rerun
+    logs that exception itself when it ends (a fragment's too, which is no uncaught one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        errors = getattr(_in_rerun, "errors", None)
+        if errors is None or not record.exc_info or record.exc_info[1] is None:
+            return True
+        errors.append(record.exc_info[1])
+        return False
+
+
+_DROP_DUPLICATE = _DropStreamlitDuplicate()
 
 
 def _report_once(what: str, error: BaseException) -> None:
@@ -84,6 +106,7 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         # importing Streamlit's internals early from here could change its import order.
         wrapt.register_post_import_hook(_patch_script_runner, SCRIPT_RUNNER)
         wrapt.register_post_import_hook(_patch_session_state, SESSION_STATE)
+        logging.getLogger(STREAMLIT_ERROR_LOGGER).addFilter(_DROP_DUPLICATE)
         _register_health_check()
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -91,6 +114,7 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
 
         from opentelemetry.instrumentation.utils import unwrap
 
+        logging.getLogger(STREAMLIT_ERROR_LOGGER).removeFilter(_DROP_DUPLICATE)
         if SCRIPT_RUNNER in sys.modules:
             unwrap(sys.modules[SCRIPT_RUNNER], RUN_FUNCTION)
         if SESSION_STATE in sys.modules:
@@ -144,6 +168,8 @@ class _Rerun:
         self.ctx = ctx
         self.page = _page_name(ctx)
         self.started = time.perf_counter()
+        # Exceptions Streamlit logged during the rerun (their records held back).
+        self.logged_by_streamlit: list[BaseException] = []
         session_id = str(ctx.session_id)
         self.baggage_token = context.attach(baggage.set_baggage(SESSION_ID, session_id))
         tracer = trace.get_tracer(
@@ -189,15 +215,18 @@ class _Rerun:
                 self.span.set_status(
                     trace.StatusCode.ERROR, f"{type(uncaught).__name__}: {uncaught}"
                 )
-                # Logged inside the span and the baggage: the record carries the trace
-                # id and the session id.
+            # One record per exception, logged inside the span and the baggage: it
+            # carries the trace id and the session id.
+            logged = [uncaught] if uncaught is not None else []
+            logged += [e for e in self.logged_by_streamlit if e is not uncaught]
+            for exception in logged:
                 _log.error(
                     "Streamlit script raised %s",
-                    type(uncaught).__name__,
-                    exc_info=(type(uncaught), uncaught, uncaught.__traceback__),
+                    type(exception).__name__,
+                    exc_info=(type(exception), exception, exception.__traceback__),
                     extra={"page": self.page},
                 )
-                catalog.errors.add(1, {"type": type(uncaught).__name__})
+                catalog.errors.add(1, {"type": type(exception).__name__})
             catalog.response_time.record(
                 time.perf_counter() - self.started,
                 {"endpoint": self.page, "method": "RERUN", "status": status},
@@ -218,11 +247,14 @@ def _traced_rerun(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
     except Exception as failure:
         _report_once("starting a rerun span", failure)
         return wrapped(*args, **kwargs)
+    _in_rerun.errors = []
     try:
         outcome = wrapped(*args, **kwargs)
     except BaseException as error:  # Streamlit handles the script's own; this is its bug
+        _in_rerun.errors = None
         rerun.finish(None, error)
         raise
+    rerun.logged_by_streamlit, _in_rerun.errors = _in_rerun.errors, None
     rerun.finish(outcome, None)
     return outcome
 
