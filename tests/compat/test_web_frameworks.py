@@ -92,7 +92,7 @@ ROWS = [
     ),
     Row(
         "flask", "flask run",
-        lambda port: ["flask", "--app", "flask_app", "run", "--host", LOOPBACK, "--port", str(port)],
+        lambda port: ["flask", "--app", "flask_app", "run", "--host", LOOPBACK, "-p", str(port)],
         "flask_app", "requests", "werkzeug", "GET /hello", -15,
     ),
     Row(
@@ -114,7 +114,7 @@ ROWS = [
     ),
     Row(
         "aiohttp", "python -m aiohttp.web",
-        lambda port: [PYTHON, "-m", "aiohttp.web", "-H", LOOPBACK, "-P", str(port), "aiohttp_app:init"],
+        lambda p: [PYTHON, "-m", "aiohttp.web", "-H", LOOPBACK, "-P", str(p), "aiohttp_app:init"],
         "aiohttp_app", "aiohttp", "aiohttp.access", "GET /hello", 0,
         error_record_in_trace=False,
     ),
