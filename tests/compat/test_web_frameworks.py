@@ -74,6 +74,8 @@ class Row:
     # The server logs an unhandled exception after the instrumentation's middleware has
     # ended the request's span: that record carries no trace id (aiohttp, uvicorn).
     error_record_in_trace: bool = True
+    # The framework's own record of the 404, which must carry the request's trace.
+    not_found_record: str | None = None
     # Spans the instrumentation marks ERROR besides the request's own (upstream's ASGI
     # middleware: the internal "http send" span of a 500).
     also_error: tuple[str, ...] = ()
@@ -84,11 +86,13 @@ ROWS = [
         "django", "runserver (--noreload)",
         lambda port: [PYTHON, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
         "django", "urllib", "django.server", "GET /hello", -15, debug_pages=True,
+        not_found_record="Not Found: /missing",
     ),
     Row(
         "django", "gunicorn, startproject's wsgi.py",
         lambda port: ["gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "mysite.wsgi"],
         "django", "urllib", "gunicorn.error", "Booting worker", 0, debug_pages=True,
+        not_found_record="Not Found: /missing",
     ),
     Row(
         "flask", "flask run",
@@ -191,6 +195,10 @@ def test_web_row(
     span_ids = {s["span_id"] for s in spans if s["trace_id"] == hello}
     records_carry_the_span(run, logs, hello, "compat hello", span_ids)
     framework_lines_are_json(run, row.framework_logger, row.framework_line)
+    if row.not_found_record is not None:
+        missing = by_path["/missing"].trace_id
+        ids = {s["span_id"] for s in spans if s["trace_id"] == missing}
+        records_carry_the_span(run, logs, missing, row.not_found_record, ids)
     one_error_span_and_record(
         spans, run, logs, last, in_trace=row.error_record_in_trace, also_error=row.also_error
     )
@@ -205,6 +213,11 @@ def test_web_row(
             f"{row.client} client span, traceparent on the wire",
             "request's log record carries trace and span id (stdout, OTLP)",
             f"{row.framework_logger} lines are JSON",
+            *(
+                [f"{row.not_found_record!r} carries the 404's trace"]
+                if row.not_found_record
+                else []
+            ),
             "an error is one error span and one error record"
             + ("" if row.error_record_in_trace else " (the record without trace id)"),
             "everything flushed at SIGTERM",
