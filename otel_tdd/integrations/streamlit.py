@@ -16,6 +16,8 @@ latency is the rerun. :class:`StreamlitInstrumentor` makes each rerun
   names the page: Streamlit's own "Uncaught app execution" record of the same
   exception is dropped, so the error is counted once), and ``tdd_errors_total``
   (Streamlit still shows the error in the page as usual);
+* no spans for Streamlit's own HTTP plumbing (health, static files, websocket
+  messages) even with the Starlette instrumentor installed;
 * one ``tdd_response_time_seconds`` observation with ``method="RERUN"``,
   ``endpoint=<page>`` and ``status`` ok, error, rerun or stopped, so the seed's
   latency dashboards and alerts cover a Streamlit app too.
@@ -57,6 +59,8 @@ from otel_tdd.version import __version__
 __all__ = ["HEALTH_CHECK_NAME", "StreamlitInstrumentor"]
 
 SCRIPT_RUNNER = "streamlit.runtime.scriptrunner.script_runner"
+# Where `streamlit run` builds its Starlette server (1.67: create_starlette_app).
+STARLETTE_SERVER = "streamlit.web.server.starlette.starlette_server"
 SESSION_STATE = "streamlit.runtime.state.session_state"
 RUN_FUNCTION = "exec_func_with_error_handling"
 WIDGETS_FUNCTION = "SessionState.on_script_will_rerun"
@@ -106,6 +110,7 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         # importing Streamlit's internals early from here could change its import order.
         wrapt.register_post_import_hook(_patch_script_runner, SCRIPT_RUNNER)
         wrapt.register_post_import_hook(_patch_session_state, SESSION_STATE)
+        wrapt.register_post_import_hook(_patch_starlette_server, STARLETTE_SERVER)
         logging.getLogger(STREAMLIT_ERROR_LOGGER).addFilter(_DROP_DUPLICATE)
         _register_health_check()
 
@@ -127,6 +132,30 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
                 monitor.unregister_check(HEALTH_CHECK_NAME)
         except Exception as error:
             _report_once("removing the health check", error)
+
+
+def _patch_starlette_server(module: Any) -> None:
+    if hasattr(module, "create_starlette_app") and not isinstance(
+        module.create_starlette_app, wrapt.ObjectProxy
+    ):
+        wrapt.wrap_function_wrapper(module, "create_starlette_app", _without_http_spans)
+
+
+def _without_http_spans(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    """Streamlit's own server is plumbing, not the app: with the Starlette instrumentor
+    installed, its health probes, static files and every websocket message would each
+    be spans (hundreds per page load) beside the rerun spans that are the app's work."""
+    app = wrapped(*args, **kwargs)
+    import sys
+
+    if "opentelemetry.instrumentation.starlette" in sys.modules:
+        try:
+            from opentelemetry.instrumentation.starlette import StarletteInstrumentor
+
+            StarletteInstrumentor.uninstrument_app(app)
+        except Exception as failure:
+            _report_once("leaving Streamlit's server uninstrumented", failure)
+    return app
 
 
 def _patch_script_runner(module: Any) -> None:
