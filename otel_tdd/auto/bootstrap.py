@@ -93,6 +93,7 @@ def start(*, instrument: bool = True) -> None:
     _handle_sigterm()
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+    _install_glue_for_exceptions()
     if instrument:
         superseded = {
             name
@@ -194,7 +195,10 @@ def _after_fork_in_child() -> None:
 AFTER_CALL: dict[str, tuple[str, str]] = {"django": ("django", "setup")}
 
 # Our glue for a framework, installed once its instrumentor is active ("module:function").
-GLUE: dict[str, str] = {"django": "otel_tdd.integrations.django:install"}
+GLUE: dict[str, str] = {
+    "django": "otel_tdd.integrations.django:install",
+    "aiohttp-server": "otel_tdd.integrations.aiohttp:install",
+}
 
 # What happened to each instrumentor in this process, by entry-point name:
 # (state, reason); state is "waiting" (for its library's import), "active" or "skipped".
@@ -379,6 +383,16 @@ def _activate_now(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
             _install_glue(name)
         else:
             _skip(name, "instrument() did not apply")
+
+
+def _install_glue_for_exceptions() -> None:
+    """A server's record of an exception logged after its span ended gets that span's trace."""
+    try:
+        from otel_tdd.integrations import exceptions
+
+        exceptions.install()
+    except Exception as error:
+        _log.debug("otel-tdd's exception glue skipped: %r", error)
 
 
 def _install_glue(name: str) -> None:

@@ -25,6 +25,7 @@ never imports uvicorn or gunicorn pays nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -99,8 +100,12 @@ class ToJson(logging.Handler):
         # uvicorn's `color_message` (its line with ANSI colour codes) is meant for its
         # console formatter: escape-code noise in a JSON `data` block.
         record.__dict__.pop("color_message", None)
-        for target in targets:
-            target.handle(record)
+        # uvicorn logs an unhandled exception after the request's span ended: in the
+        # context of the span that recorded it, the record carries its trace.
+        exception = record.exc_info[1] if record.exc_info else None
+        with _in_recording_span(exception):
+            for target in targets:
+                target.handle(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:  # handle() does the work
@@ -109,6 +114,14 @@ class ToJson(logging.Handler):
     def close(self) -> None:
         self.console.close()
         super().close()
+
+
+def _in_recording_span(exception: BaseException | None) -> Any:
+    if exception is None:
+        return contextlib.nullcontext()
+    from otel_tdd.integrations.exceptions import in_recording_span
+
+    return in_recording_span(exception)
 
 
 def _propagates_to_root(logger: logging.Logger) -> bool:

@@ -210,17 +210,15 @@ def one_error_span_and_record(
     collector_logs: list[dict[str, Any]],
     trace_id: str,
     *,
-    in_trace: bool = True,
     also_error: Sequence[str] = (),
 ) -> None:
     """One ERROR span in the trace (besides spans named in ``also_error``) and one ERROR
-    record with the traceback, on stdout and over OTLP; in the trace unless ``in_trace``
-    is False (then in none, so that a change there shows). An access line of the 500 at
-    ERROR level (Django's runserver) is no record of the error."""
+    record with the traceback in the trace, on stdout and over OTLP. An access line of
+    the 500 at ERROR level (Django's runserver) is no record of the error."""
     in_this_trace = [(s["name"], s["status_code"]) for s in spans if s["trace_id"] == trace_id]
     errors = [n for n, status in in_this_trace if status == "ERROR" and n not in also_error]
     assert len(errors) == 1, in_this_trace
-    expected = trace_id if in_trace else None
+    expected = trace_id
     out = [r for r in run.stdout_records if r.get("level") == "ERROR" and r.get("exception")]
     assert len(out) == 1, out
     assert out[0]["trace_id"] == expected, out

@@ -71,9 +71,6 @@ class Row:
     # Django's DEBUG error pages show the environment and the stack, which the wrapper
     # changes by design (PYTHONPATH, OTEL_*, its frames): for those, the status only.
     debug_pages: bool = False
-    # The server logs an unhandled exception after the instrumentation's middleware has
-    # ended the request's span: that record carries no trace id (aiohttp, uvicorn).
-    error_record_in_trace: bool = True
     # The framework's own record of the 404, which must carry the request's trace.
     not_found_record: str | None = None
     # Spans the instrumentation marks ERROR besides the request's own (upstream's ASGI
@@ -108,19 +105,18 @@ ROWS = [
         "fastapi", "uvicorn",
         lambda port: ["uvicorn", "fastapi_app:app", "--host", "127.0.0.1", "--port", str(port)],
         "fastapi_app", "httpx", "uvicorn.error", "Application startup complete", -15,
-        error_record_in_trace=False, also_error=("GET /boom http send",),
+        also_error=("GET /boom http send",),
     ),
     Row(
         "starlette", "uvicorn, sync endpoints",
         lambda port: ["uvicorn", "starlette_app:app", "--host", "127.0.0.1", "--port", str(port)],
         "starlette_app", "urllib3", "uvicorn.error", "Application startup complete", -15,
-        error_record_in_trace=False, also_error=("GET /boom http send",),
+        also_error=("GET /boom http send",),
     ),
     Row(
         "aiohttp", "python -m aiohttp.web",
         lambda p: [PYTHON, "-m", "aiohttp.web", "-H", LOOPBACK, "-P", str(p), "aiohttp_app:init"],
         "aiohttp_app", "aiohttp", "aiohttp.access", "GET /hello", 0,
-        error_record_in_trace=False,
     ),
 ]  # fmt: skip
 
@@ -199,9 +195,7 @@ def test_web_row(
         missing = by_path["/missing"].trace_id
         ids = {s["span_id"] for s in spans if s["trace_id"] == missing}
         records_carry_the_span(run, logs, missing, row.not_found_record, ids)
-    one_error_span_and_record(
-        spans, run, logs, last, in_trace=row.error_record_in_trace, also_error=row.also_error
-    )
+    one_error_span_and_record(spans, run, logs, last, also_error=row.also_error)
     assert servers["/boom"]["status_code"] == "ERROR"
 
     compat_row(
@@ -218,8 +212,7 @@ def test_web_row(
                 if row.not_found_record
                 else []
             ),
-            "an error is one error span and one error record"
-            + ("" if row.error_record_in_trace else " (the record without trace id)"),
+            "an error is one error span and one error record in its trace",
             "everything flushed at SIGTERM",
             "no wrapper WARNING/ERROR",
         ],
