@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["FRAMEWORK_LOGGERS", "ToJson", "hand_over", "install", "set_enabled"]
+__all__ = ["FRAMEWORK_LOGGERS", "ToJson", "hand_over", "install", "set_enabled", "to_json"]
 
 # The loggers each server configures with its own console handlers.
 FRAMEWORK_LOGGERS: dict[str, tuple[str, ...]] = {
@@ -63,6 +63,11 @@ def set_enabled(enabled: bool) -> None:
     """configure() says whether framework lines go to the JSON (OTEL_TDD_FRAMEWORK_LOGS)."""
     global _enabled
     _enabled = enabled
+
+
+def to_json() -> bool:
+    """Whether the servers' lines go to the root's JSON handler now."""
+    return _enabled and bool(_json_handlers())
 
 
 def _json_handlers() -> list[logging.Handler]:

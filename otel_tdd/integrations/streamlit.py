@@ -14,7 +14,9 @@ latency is the rerun. :class:`StreamlitInstrumentor` makes each rerun
 * on an uncaught exception in the script: the exception recorded on the span,
   the span status ERROR, one ERROR log record with the traceback (ours, which
   names the page: Streamlit's own "Uncaught app execution" record of the same
-  exception is dropped, so the error is counted once), and ``tdd_errors_total``
+  exception is dropped, so the error is counted once; and while Streamlit's
+  lines become JSON, its rich traceback panel is not printed beside them), and
+  ``tdd_errors_total``
   (Streamlit still shows the error in the page as usual);
 * no spans for Streamlit's own HTTP plumbing (health, static files, websocket
   messages) even with the Starlette instrumentor installed;
@@ -68,8 +70,10 @@ HEALTH_CHECK_NAME = "streamlit_server"
 
 _log = logging.getLogger("otel_tdd.integrations.streamlit")
 _reported: set[str] = set()
-# Where Streamlit logs a script's uncaught exception (error_util._log_uncaught_app_exception).
+# Where Streamlit logs a script's uncaught exception (error_util._log_uncaught_app_exception),
+# or prints it with rich (_print_rich_exception, when rich is importable: the default).
 STREAMLIT_ERROR_LOGGER = "streamlit.error_util"
+RICH_PRINT = "_print_rich_exception"
 # Per script thread: whether one of our rerun spans is open (it records the error itself).
 _in_rerun = threading.local()
 
@@ -111,6 +115,7 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         wrapt.register_post_import_hook(_patch_script_runner, SCRIPT_RUNNER)
         wrapt.register_post_import_hook(_patch_session_state, SESSION_STATE)
         wrapt.register_post_import_hook(_patch_starlette_server, STARLETTE_SERVER)
+        wrapt.register_post_import_hook(_patch_rich_print, STREAMLIT_ERROR_LOGGER)
         logging.getLogger(STREAMLIT_ERROR_LOGGER).addFilter(_DROP_DUPLICATE)
         _register_health_check()
 
@@ -132,6 +137,26 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
                 monitor.unregister_check(HEALTH_CHECK_NAME)
         except Exception as error:
             _report_once("removing the health check", error)
+
+
+def _patch_rich_print(module: Any) -> None:
+    if hasattr(module, RICH_PRINT) and not isinstance(
+        getattr(module, RICH_PRINT), wrapt.ObjectProxy
+    ):
+        wrapt.wrap_function_wrapper(module, RICH_PRINT, _json_instead_of_rich)
+
+
+def _json_instead_of_rich(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    """Inside a rerun whose records become JSON: the rerun logs the exception (one JSON
+    record with the traceback) instead of a rich panel printed beside the JSON lines."""
+    errors = getattr(_in_rerun, "errors", None)
+    exception = args[0] if args else kwargs.get("e")
+    from otel_tdd.auto import framework_logs
+
+    if errors is None or not isinstance(exception, BaseException) or not framework_logs.to_json():
+        return wrapped(*args, **kwargs)
+    errors.append(exception)
+    return None
 
 
 def _patch_starlette_server(module: Any) -> None:

@@ -3,8 +3,9 @@ run by Streamlit's own ``AppTest`` (the real script runner) under ``otel-tdd run
 
 Issue 13, defect 6: one uncaught exception produced two ERROR records with full
 tracebacks, Streamlit's "Uncaught app execution" and ours. Streamlit logs that
-record only when its rich tracebacks are off (``logger.enableRich``, on when
-``rich`` is importable), so the app turns them off, as an app without rich has.
+record when its rich tracebacks are off (``logger.enableRich``); with them on (the
+default when ``rich`` is importable) it prints a rich panel instead, plain text
+among the JSON lines. Both ways, the exception must be one JSON ERROR record.
 The browser row (a real Chromium clicking the example app) is
 tests/e2e/test_streamlit_browser.py.
 """
@@ -37,7 +38,7 @@ import sys
 from streamlit import config
 from streamlit.testing.v1 import AppTest
 
-config.set_option("logger.enableRich", False)
+config.set_option("logger.enableRich", sys.argv[2] == "rich")
 at = AppTest.from_file(sys.argv[1]).run()
 print("exceptions shown:", len(at.exception), "markdown:", [m.value for m in at.markdown])
 """
@@ -49,14 +50,15 @@ def run(argv: list[str], env: dict[str, str]) -> Run:
     return Run([], result.returncode, records, result.stdout, result.stderr)
 
 
+@pytest.mark.parametrize("tracebacks", ["rich", "logging"])
 def test_streamlit_uncaught_exception_is_one_error_span_and_one_record(
-    module_collector: Any, tmp_path: Path, compat_row: Callable[..., None]
+    tracebacks: str, module_collector: Any, tmp_path: Path, compat_row: Callable[..., None]
 ) -> None:
     collector = module_collector
-    service = "compat-streamlit-apptest"
+    service = f"compat-streamlit-apptest-{tracebacks}"
     (tmp_path / "app.py").write_text(SCRIPT)
     (tmp_path / "driver.py").write_text(DRIVER)
-    argv = [str(BIN / "python"), str(tmp_path / "driver.py"), str(tmp_path / "app.py")]
+    argv = [str(BIN / "python"), str(tmp_path / "driver.py"), str(tmp_path / "app.py"), tracebacks]
     bare = run(argv, clean_env())
     wrapped_run = run(wrapped(argv, collector.otlp_http_endpoint, service), wrapped_env())
 
@@ -74,6 +76,12 @@ def test_streamlit_uncaught_exception_is_one_error_span_and_one_record(
     errors = [r for r in wrapped_run.stdout_records if r.get("level") == "ERROR"]
     assert len(errors) == 1, errors
     assert "compat boom in a script" in errors[0]["exception"], errors
+    plain = [
+        line
+        for line in (wrapped_run.stdout + wrapped_run.stderr).splitlines()
+        if "compat boom" in line and not line.startswith("{")
+    ]
+    assert not plain, wrapped_run.output
 
     def rerun_span() -> list[dict[str, Any]]:
         return [s for s in ours(collector.spans(), service) if s["name"].startswith("rerun ")]
@@ -89,7 +97,7 @@ def test_streamlit_uncaught_exception_is_one_error_span_and_one_record(
 
     compat_row(
         "streamlit",
-        "AppTest (the real script runner), a script that raises",
+        f"AppTest (the real script runner), a script that raises; {tracebacks} tracebacks",
         [
             "same page and exit code as bare",
             "one rerun span, status ERROR",
