@@ -144,12 +144,16 @@ def make_app(row: Row, directory: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r.library}-{r.scenario.split()[0]}")
+def row_id(row: Row) -> str:
+    return f"{row.library}-{row.scenario.split()[0].rstrip(',')}"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_web_row(
     row: Row, module_collector: Any, tmp_path: Path, compat_row: Callable[..., None]
 ) -> None:
     collector = module_collector
-    service = f"compat-{row.library}-{row.scenario.split()[0]}".replace(",", "")
+    service = f"compat-{row_id(row)}"
     app_dir = make_app(row, tmp_path / "app")
     with header_stub() as stub:
         extra = {"STUB_URL": stub.url}
