@@ -21,6 +21,21 @@ RESULTS = REPO / "build" / "compat-results.json"
 DOC = REPO / "docs" / "compatibility.md"
 
 
+# The instrumentation behind a library, where it is not opentelemetry-instrumentation-<library>.
+INSTRUMENTATION = {
+    "streamlit": "otel-tdd",  # none in the registry: ours, otel_tdd.integrations.streamlit
+    "aiohttp": "opentelemetry-instrumentation-aiohttp-server",  # the web row; -client too
+}
+# Checked with `pip index versions --pre opentelemetry-instrumentation-X` (2026-12-02).
+REGISTRY_GAPS = [
+    "opentelemetry-instrumentation-streamlit: not in the registry; otel-tdd ships its own "
+    "instrumentor (`otel_tdd.integrations.streamlit`, entry point `streamlit`).",
+    "0.66b2, the newest contrib release, lacks starlette, urllib3, urllib, flask, "
+    "aiohttp-client, aiohttp-server and psycopg: the whole set is pinned to 0.66b1 "
+    "(with opentelemetry-api/sdk 1.45.1), the newest release at which every one exists.",
+]
+
+
 @dataclass
 class Row:
     """One proven row: ``library`` at ``version`` in ``scenario`` shows each of ``proven``."""
@@ -31,6 +46,16 @@ class Row:
     version: str = ""
     test: str = ""
     notes: list[str] = field(default_factory=list)
+    instrumentation: str = ""  # "distribution version" of the instrumentor that ran
+
+
+def instrumentation_of(library: str) -> str:
+    """The installed instrumentation distribution for ``library``, with its version."""
+    distribution = INSTRUMENTATION.get(library, f"opentelemetry-instrumentation-{library}")
+    version = installed_version(distribution)
+    if version == "not installed":
+        return f"none ({distribution} not installed)"
+    return f"{distribution} {version}"
 
 
 def installed_version(distribution: str) -> str:
@@ -55,14 +80,21 @@ def render(rows: list[Row]) -> str:
         "`build/compat-results.json`); every row is a test that passed: the app ran unmodified,",
         "bare and under `otel-tdd run`, against the real Collector.",
         "",
-        "| library | version | scenario | proven | test |",
-        "| --- | --- | --- | --- | --- |",
+        f"Core: opentelemetry-sdk {installed_version('opentelemetry-sdk')}, "
+        f"opentelemetry-instrumentation {installed_version('opentelemetry-instrumentation')}; "
+        f"Python {sys.version.split()[0]}.",
+        "",
+        "| library | version | instrumentation | scenario | proven | test |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in sorted(rows, key=lambda r: (r.library.lower(), r.scenario)):
         proven = "; ".join(row.proven + row.notes)
         lines.append(
-            f"| {row.library} | {row.version} | {row.scenario} | {proven} | `{row.test}` |"
+            f"| {row.library} | {row.version} | {row.instrumentation or '?'} | {row.scenario} "
+            f"| {proven} | `{row.test}` |"
         )
+    lines += ["", "## Missing from the registry", ""]
+    lines += [f"- {gap}" for gap in REGISTRY_GAPS]
     return "\n".join(lines) + "\n"
 
 

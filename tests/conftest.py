@@ -229,7 +229,7 @@ _COMPAT_ROWS: list[Any] = []
 
 @pytest.fixture
 def compat_row(request: pytest.FixtureRequest) -> Callable[..., None]:
-    from compat_matrix import Row, installed_version
+    from compat_matrix import Row, installed_version, instrumentation_of
 
     def record(
         library: str,
@@ -246,6 +246,7 @@ def compat_row(request: pytest.FixtureRequest) -> Callable[..., None]:
             version=installed_version(distribution or library),
             test=request.node.nodeid,
             notes=list(notes or []),
+            instrumentation=instrumentation_of(library),
         )
         request.node.stash.setdefault(_COMPAT_KEY, []).append(row)
 

@@ -68,13 +68,25 @@ def http_get(url: str, timeout: float = 5.0, headers: Mapping[str, str] | None =
 class RunningCommand:
     """A command started by a test; stdout and stderr go to files in ``directory``."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], directory: Path, name: str):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        directory: Path,
+        name: str,
+        cwd: Path | None = None,
+    ):
         self.argv = list(argv)
         self.stdout_path = directory / f"{name}.stdout"
         self.stderr_path = directory / f"{name}.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(
-                self.argv, env=dict(env), cwd=REPO, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+                self.argv,
+                env=dict(env),
+                cwd=cwd or REPO,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
             )
         self.pid = self.proc.pid
 
@@ -140,10 +152,11 @@ class RunningCommand:
 
 @contextmanager
 def running(
-    argv: Sequence[str], env: Mapping[str, str], directory: Path, name: str
+    argv: Sequence[str], env: Mapping[str, str], directory: Path, name: str, cwd: Path | None = None
 ) -> Iterator[RunningCommand]:
-    """Start ``argv``; whatever happens in the block, the process is gone afterwards."""
-    command = RunningCommand(argv, env, directory, name)
+    """Start ``argv`` (in ``cwd``, else the repository); whatever happens in the block, the
+    process is gone afterwards."""
+    command = RunningCommand(argv, env, directory, name, cwd)
     try:
         yield command
     finally:

@@ -14,7 +14,8 @@ Called from our sitecustomize (and from the configurator entry point, for plain
 4. the installed instrumentors (``opentelemetry_instrumentor`` entry points),
    each activated when its library is first imported rather than at start: a
    process pays only for the libraries it uses, and ``python -c pass`` pays for
-   none.
+   none. One that cannot apply (library absent, unsupported version, failure) is
+   skipped with one debug record: the program never sees it.
 
 It imports only what those steps need; every failure is reported on stderr and
 never reaches the program.
@@ -38,7 +39,16 @@ if TYPE_CHECKING:
 
     from otel_tdd._runtime import Runtime
 
-__all__ = ["SUPERSEDED", "TRIGGERS", "activate_on_import", "instrument_installed", "start"]
+__all__ = [
+    "AFTER_CALL",
+    "STATUS",
+    "SUPERSEDED",
+    "TRIGGERS",
+    "activate_on_import",
+    "instrument_installed",
+    "start",
+    "trigger",
+]
 
 _log = logging.getLogger("otel_tdd.auto")
 _started = False
@@ -83,6 +93,7 @@ def start(*, instrument: bool = True) -> None:
     _handle_sigterm()
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+    _install_glue_for_exceptions()
     if instrument:
         superseded = {
             name
@@ -174,31 +185,69 @@ def _after_fork_in_child() -> None:
 
 # --- instrumentors ---------------------------------------------------------------------------
 
+# Entry points activated right after a function of their library first returns rather
+# than on its import. Django's instrumentor reads ``settings.MIDDLEWARE`` when it runs and,
+# finding settings unconfigured, configures them empty (upstream's fallback): run on
+# ``import django``, before the app's wsgi.py sets ``DJANGO_SETTINGS_MODULE`` (the
+# startproject layout), it breaks every request. After ``django.setup()`` settings exist,
+# and every way Django serves (runserver, get_wsgi_application, get_asgi_application)
+# builds its handler, and so reads MIDDLEWARE, after it.
+AFTER_CALL: dict[str, tuple[str, str]] = {"django": ("django", "setup")}
+
+# Our glue for a framework, installed once its instrumentor is active ("module:function").
+GLUE: dict[str, str] = {
+    "django": "otel_tdd.integrations.django:install",
+    "aiohttp-server": "otel_tdd.integrations.aiohttp:install",
+}
+
+# What happened to each instrumentor in this process, by entry-point name:
+# (state, reason); state is "waiting" (for its library's import), "active" or "skipped".
+STATUS: dict[str, tuple[str, str]] = {}
+
 
 def _disabled() -> set[str]:
     value = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
-def _trigger(name: str) -> str | None:
-    """The module whose import activates entry point ``name``; None: activate now."""
-    if name in TRIGGERS:
-        return TRIGGERS[name]
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable top-level module, asking the path finder alone
+    (importlib.util costs more than the lookup)."""
     if not name.isidentifier():
-        return None
-    # The path finder alone (importlib.util costs more than the lookup): enough for
-    # the top-level, non-builtin modules that instrumented libraries are.
+        return False
     from importlib.machinery import BuiltinImporter, PathFinder
 
-    found = name in sys.modules
     try:
-        found = found or PathFinder.find_spec(name) is not None
-        found = found or BuiltinImporter.find_spec(name) is not None
+        return (
+            name in sys.modules
+            or PathFinder.find_spec(name) is not None
+            or BuiltinImporter.find_spec(name) is not None
+        )
     except (ImportError, ValueError):
-        pass
-    # Not a module of that name: we cannot tell what to wait for, so activate now (the
-    # instrumentor's own dependency check then skips it if its library is missing).
-    return name if found else None
+        return False
+
+
+def trigger(entry_point: EntryPoint) -> str | None:
+    """The module whose import activates ``entry_point``; None: activate now.
+
+    Most entry points are named after their library's module. One that is not
+    (httpx's second entry point, ``httpx2``) waits for the library its own module
+    is named after (``opentelemetry.instrumentation.httpx`` -> ``httpx``), so that
+    loading it neither costs every start an import nor runs inside another import.
+    """
+    name = entry_point.name
+    if name in AFTER_CALL:
+        return AFTER_CALL[name][0]
+    if name in TRIGGERS:
+        return TRIGGERS[name]
+    if _is_module(name):
+        return name
+    library = entry_point.module.rpartition(".")[2]
+    if entry_point.module.startswith("opentelemetry.instrumentation.") and _is_module(library):
+        return library
+    # Nothing to wait for that we can tell: activate now (instrument() then skips it,
+    # with a debug record, if its library is missing).
+    return None
 
 
 def instrument_installed(skip: Iterable[str] = ()) -> list[str]:
@@ -219,6 +268,7 @@ def instrument_installed(skip: Iterable[str] = ()) -> list[str]:
     arranged: list[str] = []
     for entry_point in installed.select(group="opentelemetry_instrumentor"):
         if entry_point.name in disabled:
+            STATUS[entry_point.name] = ("skipped", "disabled")
             continue
         activate_on_import(entry_point)
         arranged.append(entry_point.name)
@@ -229,13 +279,18 @@ def instrument_installed(skip: Iterable[str] = ()) -> list[str]:
 
 def activate_on_import(entry_point: EntryPoint, **kwargs: Any) -> None:
     """Instrument with ``entry_point`` once its library is imported (now, if it is already)."""
-    module = _trigger(entry_point.name)
+    module = trigger(entry_point)
     if module is None:
         _activate(entry_point, kwargs)
         return
     from otel_tdd.auto.import_hooks import when_imported
 
     hook: Callable[[Any], None] = functools.partial(_on_import, entry_point, kwargs)
+    STATUS[entry_point.name] = ("waiting", f"activates on import of {module}")
+    if entry_point.name in AFTER_CALL:
+        function = AFTER_CALL[entry_point.name][1]
+        hook = functools.partial(_after_call, function, hook)
+        STATUS[entry_point.name] = ("waiting", f"activates after {module}.{function}()")
     when_imported(module, hook)
 
 
@@ -243,22 +298,113 @@ def _on_import(entry_point: EntryPoint, kwargs: dict[str, Any], _module: object)
     _activate(entry_point, kwargs)
 
 
+def _after_call(function: str, hook: Callable[[Any], None], module: Any) -> None:
+    """Wrap ``module.function`` so that ``hook(module)`` runs after its first return."""
+    original = getattr(module, function, None)
+    if original is None:
+        hook(module)
+        return
+    done = threading.Lock()
+
+    @functools.wraps(original)
+    def call_then_activate(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if done.acquire(blocking=False):
+            setattr(module, function, original)
+            hook(module)
+        return result
+
+    setattr(module, function, call_then_activate)
+
+
+class _Activations(threading.local):
+    """Per thread: whether an activation runs, and the ones that fired inside it."""
+
+    def __init__(self) -> None:
+        self.running = False
+        self.deferred: list[tuple[EntryPoint, dict[str, Any]]] = []
+
+
+_activations = _Activations()
+
+
 def _activate(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
-    """Load and run one instrumentor. It runs inside someone's ``import``: never raise."""
+    """Activate ``entry_point``; one that fires while another is being activated waits.
+
+    Loading an instrumentor imports its library, which fires that library's own
+    import hooks: run there, another instrumentor of the same package would load
+    from a half-initialised module (httpx's ``httpx2`` entry point importing
+    ``opentelemetry.instrumentation.httpx``, which imports ``httpx``). So nested
+    activations are queued and run once the outer one has finished.
+    """
+    if _activations.running:
+        _activations.deferred.append((entry_point, kwargs))
+        return
+    _activations.running = True
     try:
-        instrumentor = entry_point.load()
-        # instrument() checks the instrumentor's own dependencies and skips (with a
-        # debug record) a library version it does not support.
-        instrumentor().instrument(**kwargs)
+        _activate_now(entry_point, kwargs)
+        while _activations.deferred:
+            _activate_now(*_activations.deferred.pop(0))
+    finally:
+        _activations.running = False
+
+
+def _skip(name: str, reason: str) -> None:
+    STATUS[name] = ("skipped", reason)
+    _log.debug("instrumentor %s skipped: %s", name, reason)
+
+
+def _activate_now(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
+    """Load and run one instrumentor. It runs inside someone's ``import``: never raise.
+
+    A missing or unsupported library, a conflict or a failing instrumentor is one
+    debug record, as with ``opentelemetry-instrument``: instrumentation that cannot
+    apply is a non-event for the program (``otel-tdd run --list-instrumentations``
+    says what was skipped and why).
+    """
+    from opentelemetry.instrumentation.dependencies import DependencyConflictError
+
+    name = entry_point.name
+    try:
+        instrumentor = entry_point.load()()
+        # raise_exception_on_conflict: a library that is absent or of a version the
+        # instrumentor does not support raises here instead of logging an ERROR.
+        instrumentor.instrument(raise_exception_on_conflict=True, **kwargs)
+    except DependencyConflictError as error:
+        _skip(name, str(error.conflict))
     except ModuleNotFoundError as error:
-        _log.debug("instrumentor %s skipped: %s", entry_point.name, error)
+        _skip(name, f"library not installed ({error})")
     except Exception as error:
-        _log.warning(
-            "instrumentor %s failed and is skipped: %r",
-            entry_point.name,
-            error,
-            extra={"instrumentor": entry_point.value},
-        )
+        _skip(name, f"failed: {error!r}")
+    else:
+        if getattr(instrumentor, "is_instrumented_by_opentelemetry", True):
+            STATUS[name] = ("active", "")
+            _log.debug("instrumentor %s active", name)
+            _install_glue(name)
+        else:
+            _skip(name, "instrument() did not apply")
+
+
+def _install_glue_for_exceptions() -> None:
+    """A server's record of an exception logged after its span ended gets that span's trace."""
+    try:
+        from otel_tdd.integrations import exceptions
+
+        exceptions.install()
+    except Exception as error:
+        _log.debug("otel-tdd's exception glue skipped: %r", error)
+
+
+def _install_glue(name: str) -> None:
+    if name not in GLUE:
+        return
+    import importlib
+
+    module, _, function = GLUE[name].partition(":")
+    try:
+        getattr(importlib.import_module(module), function)()
+    except Exception as error:
+        _log.debug("otel-tdd's %s glue skipped: %r", name, error)
 
 
 def _call_hook(entry_point: EntryPoint) -> None:

@@ -1,12 +1,14 @@
-"""uvicorn's, gunicorn's and Streamlit's own log lines as our JSON, not plain text beside it.
+"""The servers' own log lines (uvicorn, gunicorn, Django, Streamlit) as our JSON, not plain text.
 
-Both servers set their logging up at run time and give their loggers their own
+The servers set their logging up at run time and give their loggers their own
 console handlers, most with ``propagate = False`` (uvicorn through
 ``logging.config.dictConfig`` in ``Config.configure_logging``, gunicorn in
 ``glogging.Logger.setup``), so "Application startup complete", the access log
 and gunicorn's worker lines bypass the root logger's JSON handler; Streamlit
 gives every logger it hands out (``streamlit.logger.get_logger``, its own and
-uvicorn's) a console handler of its own in ``setup_formatter``. Right after
+uvicorn's) a console handler of its own in ``setup_formatter``; Django's
+``configure_logging`` applies its ``DEFAULT_LOGGING`` (runserver's access lines
+on ``django.server``, a DEBUG-only console on ``django``). Right after
 that setup runs, :func:`hand_over` puts a :class:`ToJson` in place of each
 console handler: it passes the record to the root's JSON handler, or, when
 there is none (after ``shutdown()``, with ``OTEL_TDD_CAPTURE_LOGGING`` or
@@ -23,6 +25,7 @@ never imports uvicorn or gunicorn pays nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -31,17 +34,20 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["FRAMEWORK_LOGGERS", "ToJson", "hand_over", "install", "set_enabled"]
+__all__ = ["FRAMEWORK_LOGGERS", "ToJson", "hand_over", "install", "set_enabled", "to_json"]
 
 # The loggers each server configures with its own console handlers.
 FRAMEWORK_LOGGERS: dict[str, tuple[str, ...]] = {
     "uvicorn.config": ("uvicorn", "uvicorn.error", "uvicorn.access"),
     "gunicorn.glogging": ("gunicorn.error", "gunicorn.access"),
+    # DEFAULT_LOGGING: runserver's access lines, and the DEBUG console of `django`.
+    "django.utils.log": ("django", "django.server"),
 }
 # (module, class, method) that ends each server's logging setup.
-_SETUP_METHODS: tuple[tuple[str, str, str], ...] = (
+_SETUP_METHODS: tuple[tuple[str, str | None, str], ...] = (
     ("uvicorn.config", "Config", "configure_logging"),
     ("gunicorn.glogging", "Logger", "setup"),
+    ("django.utils.log", None, "configure_logging"),  # a function: no class
 )
 # Streamlit sets one logger up at a time: setup_formatter(logger), module-level.
 _STREAMLIT_LOGGER = "streamlit.logger"
@@ -59,6 +65,11 @@ def set_enabled(enabled: bool) -> None:
     _enabled = enabled
 
 
+def to_json() -> bool:
+    """Whether the servers' lines go to the root's JSON handler now."""
+    return _enabled and bool(_json_handlers())
+
+
 def _json_handlers() -> list[logging.Handler]:
     """The root's JSON handlers now (configure() replaces them; shutdown() removes them)."""
     module = sys.modules.get("otel_tdd.structured_logging")
@@ -71,23 +82,35 @@ def _json_handlers() -> list[logging.Handler]:
 class ToJson(logging.Handler):
     """In place of a server's console handler: the root's JSON handler, else that console."""
 
-    def __init__(self, console: logging.Handler) -> None:
+    def __init__(self, console: logging.Handler, logger: logging.Logger | None = None) -> None:
         super().__init__(console.level)
         self.console = console
+        # A logger that also propagates to the root (Django's `django`) reaches the
+        # JSON there: forwarding here too would print it twice.
+        self.propagates = logger is not None and _propagates_to_root(logger)
 
     def handle(self, record: logging.LogRecord) -> bool:
         targets = _json_handlers() if _enabled else []
         if not targets:
             return self.console.handle(record)
         # The level OTEL_TDD_LOG_LEVEL set on the root is the JSON's minimum; the
-        # server's logger levels decide only what the server emits at all.
-        if record.levelno < logging.getLogger().level or not self.filter(record):
+        # server's logger levels decide only what the server emits at all; the
+        # console's own filters (Django's require_debug_true) whether it prints.
+        if self.propagates or record.levelno < logging.getLogger().level:
+            return False
+        if record.levelno < self.console.level or not self.console.filter(record):
+            return False
+        if not self.filter(record):
             return False
         # uvicorn's `color_message` (its line with ANSI colour codes) is meant for its
         # console formatter: escape-code noise in a JSON `data` block.
         record.__dict__.pop("color_message", None)
-        for target in targets:
-            target.handle(record)
+        # uvicorn logs an unhandled exception after the request's span ended: in the
+        # context of the span that recorded it, the record carries its trace.
+        exception = record.exc_info[1] if record.exc_info else None
+        with _in_recording_span(exception):
+            for target in targets:
+                target.handle(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:  # handle() does the work
@@ -98,12 +121,29 @@ class ToJson(logging.Handler):
         super().close()
 
 
+def _in_recording_span(exception: BaseException | None) -> Any:
+    if exception is None:
+        return contextlib.nullcontext()
+    from otel_tdd.integrations.exceptions import in_recording_span
+
+    return in_recording_span(exception)
+
+
+def _propagates_to_root(logger: logging.Logger) -> bool:
+    current: logging.Logger | None = logger
+    while current is not None and current is not logging.getLogger():
+        if not current.propagate:
+            return False
+        current = current.parent
+    return True
+
+
 def _hand_over_logger(logger: logging.Logger) -> bool:
     """Put a :class:`ToJson` in place of each console handler of ``logger``."""
     replaced = False
     for index, handler in enumerate(list(logger.handlers)):
         if type(handler) is logging.StreamHandler:  # a FileHandler is a subclass: kept
-            forward = ToJson(handler)
+            forward = ToJson(handler, logger)
             logger.handlers[index] = forward
             if getattr(logger, _STREAMLIT_HANDLER, None) is handler:
                 # Streamlit removes this attribute's handler before adding a new one
@@ -140,9 +180,10 @@ def _run_after(owner: object, name: str, then: Callable[..., object]) -> bool:
     return True
 
 
-def _patch_server(class_name: str, method_name: str, module: ModuleType) -> None:
+def _patch_server(class_name: str | None, method_name: str, module: ModuleType) -> None:
     names = FRAMEWORK_LOGGERS[module.__name__]
-    _run_after(getattr(module, class_name, None), method_name, lambda *_, **__: hand_over(names))
+    owner = module if class_name is None else getattr(module, class_name, None)
+    _run_after(owner, method_name, lambda *_, **__: hand_over(names))
 
 
 def _patch_streamlit(module: ModuleType) -> None:

@@ -42,7 +42,11 @@ SITECUSTOMIZE_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "s
 # Set to our pid: the command (same pid after exec) treats a bad setting as fatal.
 RUN_PID_VARIABLE = "OTEL_TDD_RUN_PID"
 
-USAGE = "usage: otel-tdd run [options] [--] COMMAND [ARGS...]"
+USAGE = (
+    "usage: otel-tdd run [options] [--] COMMAND [ARGS...]\n"
+    "       otel-tdd run [options] --list-instrumentations"
+)
+LIST_FLAG = "--list-instrumentations"
 
 
 class Option:
@@ -121,6 +125,10 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
             break
         if arg in ("-h", "--help"):
             return None
+        if arg == LIST_FLAG:
+            values[LIST_FLAG] = ""
+            index += 1
+            continue
         if not arg.startswith("-"):
             break
         flag, has_value, value = arg.partition("=")
@@ -135,7 +143,7 @@ def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]] | None:
         values[flag] = value
         index += 1
     command = list(argv[index:])
-    if not command:
+    if not command and LIST_FLAG not in values:
         raise UsageError("no command given")
     return values, command
 
@@ -194,6 +202,9 @@ def _help() -> str:
             subsequent_indent="      ",
         )
     lines += [
+        f"  {LIST_FLAG}",
+        "      each installed instrumentor: ready (and the import that activates it), skipped",
+        "      (library absent or unsupported, module failing: why), disabled or superseded",
         "  -h, --help",
         "      this text",
         "",
@@ -258,4 +269,27 @@ def cli(argv: list[str]) -> int:
         print(_help())
         return 0
     values, command = parsed
+    if LIST_FLAG in values:
+        del values[LIST_FLAG]
+        return _list_instrumentations(child_environment(values, os.environ))
     return _exec(command, child_environment(values, os.environ))
+
+
+def _list_instrumentations(env: Mapping[str, str]) -> int:
+    """Print what the command's bootstrap would do with each instrumentor, under ``env``."""
+    from otel_tdd.auto import bootstrap
+    from otel_tdd.auto.inventory import inventory, render
+    from otel_tdd.config import ConfigError, load_settings
+
+    disabled = env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    try:
+        settings = load_settings(environ=env)
+    except ConfigError as error:
+        print(f"otel-tdd run: {error}", file=sys.stderr)
+        return 2
+    superseded = {
+        name for name, setting in bootstrap.SUPERSEDED.items() if getattr(settings, setting)
+    }
+    names = {name.strip() for name in disabled.split(",") if name.strip()}
+    print(render(inventory(names, superseded)))
+    return 0

@@ -12,8 +12,14 @@ latency is the rerun. :class:`StreamlitInstrumentor` makes each rerun
 * a record of the widgets whose change caused it (``streamlit.widgets.changed``:
   their keys, never their values, which may be personal data);
 * on an uncaught exception in the script: the exception recorded on the span,
-  the span status ERROR, an ERROR log record with the traceback, and
-  ``tdd_errors_total`` (Streamlit still shows the error in the page as usual);
+  the span status ERROR, one ERROR log record with the traceback (ours, which
+  names the page: Streamlit's own "Uncaught app execution" record of the same
+  exception is dropped, so the error is counted once; and while Streamlit's
+  lines become JSON, its rich traceback panel is not printed beside them), and
+  ``tdd_errors_total``
+  (Streamlit still shows the error in the page as usual);
+* no spans for Streamlit's own HTTP plumbing (health, static files, websocket
+  messages) even with the Starlette instrumentor installed;
 * one ``tdd_response_time_seconds`` observation with ``method="RERUN"``,
   ``endpoint=<page>`` and ``status`` ok, error, rerun or stopped, so the seed's
   latency dashboards and alerts cover a Streamlit app too.
@@ -37,6 +43,7 @@ version lacks them, one warning is logged and the app runs uninstrumented.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -54,6 +61,8 @@ from otel_tdd.version import __version__
 __all__ = ["HEALTH_CHECK_NAME", "StreamlitInstrumentor"]
 
 SCRIPT_RUNNER = "streamlit.runtime.scriptrunner.script_runner"
+# Where `streamlit run` builds its Starlette server (1.67: create_starlette_app).
+STARLETTE_SERVER = "streamlit.web.server.starlette.starlette_server"
 SESSION_STATE = "streamlit.runtime.state.session_state"
 RUN_FUNCTION = "exec_func_with_error_handling"
 WIDGETS_FUNCTION = "SessionState.on_script_will_rerun"
@@ -61,6 +70,27 @@ HEALTH_CHECK_NAME = "streamlit_server"
 
 _log = logging.getLogger("otel_tdd.integrations.streamlit")
 _reported: set[str] = set()
+# Where Streamlit logs a script's uncaught exception (error_util._log_uncaught_app_exception),
+# or prints it with rich (_print_rich_exception, when rich is importable: the default).
+STREAMLIT_ERROR_LOGGER = "streamlit.error_util"
+RICH_PRINT = "_print_rich_exception"
+# Per script thread: whether one of our rerun spans is open (it records the error itself).
+_in_rerun = threading.local()
+
+
+class _DropStreamlitDuplicate(logging.Filter):
+    """Inside a rerun: keeps Streamlit's record of an exception from printing; the rerun
+    logs that exception itself when it ends (a fragment's too, which is no uncaught one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        errors = getattr(_in_rerun, "errors", None)
+        if errors is None or not record.exc_info or record.exc_info[1] is None:
+            return True
+        errors.append(record.exc_info[1])
+        return False
+
+
+_DROP_DUPLICATE = _DropStreamlitDuplicate()
 
 
 def _report_once(what: str, error: BaseException) -> None:
@@ -84,6 +114,9 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         # importing Streamlit's internals early from here could change its import order.
         wrapt.register_post_import_hook(_patch_script_runner, SCRIPT_RUNNER)
         wrapt.register_post_import_hook(_patch_session_state, SESSION_STATE)
+        wrapt.register_post_import_hook(_patch_starlette_server, STARLETTE_SERVER)
+        wrapt.register_post_import_hook(_patch_rich_print, STREAMLIT_ERROR_LOGGER)
+        logging.getLogger(STREAMLIT_ERROR_LOGGER).addFilter(_DROP_DUPLICATE)
         _register_health_check()
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -91,6 +124,7 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
 
         from opentelemetry.instrumentation.utils import unwrap
 
+        logging.getLogger(STREAMLIT_ERROR_LOGGER).removeFilter(_DROP_DUPLICATE)
         if SCRIPT_RUNNER in sys.modules:
             unwrap(sys.modules[SCRIPT_RUNNER], RUN_FUNCTION)
         if SESSION_STATE in sys.modules:
@@ -103,6 +137,50 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
                 monitor.unregister_check(HEALTH_CHECK_NAME)
         except Exception as error:
             _report_once("removing the health check", error)
+
+
+def _patch_rich_print(module: Any) -> None:
+    if hasattr(module, RICH_PRINT) and not isinstance(
+        getattr(module, RICH_PRINT), wrapt.ObjectProxy
+    ):
+        wrapt.wrap_function_wrapper(module, RICH_PRINT, _json_instead_of_rich)
+
+
+def _json_instead_of_rich(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    """Inside a rerun whose records become JSON: the rerun logs the exception (one JSON
+    record with the traceback) instead of a rich panel printed beside the JSON lines."""
+    errors = getattr(_in_rerun, "errors", None)
+    exception = args[0] if args else kwargs.get("e")
+    from otel_tdd.auto import framework_logs
+
+    if errors is None or not isinstance(exception, BaseException) or not framework_logs.to_json():
+        return wrapped(*args, **kwargs)
+    errors.append(exception)
+    return None
+
+
+def _patch_starlette_server(module: Any) -> None:
+    if hasattr(module, "create_starlette_app") and not isinstance(
+        module.create_starlette_app, wrapt.ObjectProxy
+    ):
+        wrapt.wrap_function_wrapper(module, "create_starlette_app", _without_http_spans)
+
+
+def _without_http_spans(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    """Streamlit's own server is plumbing, not the app: with the Starlette instrumentor
+    installed, its health probes, static files and every websocket message would each
+    be spans (hundreds per page load) beside the rerun spans that are the app's work."""
+    app = wrapped(*args, **kwargs)
+    import sys
+
+    if "opentelemetry.instrumentation.starlette" in sys.modules:
+        try:
+            from opentelemetry.instrumentation.starlette import StarletteInstrumentor
+
+            StarletteInstrumentor.uninstrument_app(app)
+        except Exception as failure:
+            _report_once("leaving Streamlit's server uninstrumented", failure)
+    return app
 
 
 def _patch_script_runner(module: Any) -> None:
@@ -144,6 +222,8 @@ class _Rerun:
         self.ctx = ctx
         self.page = _page_name(ctx)
         self.started = time.perf_counter()
+        # Exceptions Streamlit logged during the rerun (their records held back).
+        self.logged_by_streamlit: list[BaseException] = []
         session_id = str(ctx.session_id)
         self.baggage_token = context.attach(baggage.set_baggage(SESSION_ID, session_id))
         tracer = trace.get_tracer(
@@ -189,15 +269,18 @@ class _Rerun:
                 self.span.set_status(
                     trace.StatusCode.ERROR, f"{type(uncaught).__name__}: {uncaught}"
                 )
-                # Logged inside the span and the baggage: the record carries the trace
-                # id and the session id.
+            # One record per exception, logged inside the span and the baggage: it
+            # carries the trace id and the session id.
+            logged = [uncaught] if uncaught is not None else []
+            logged += [e for e in self.logged_by_streamlit if e is not uncaught]
+            for exception in logged:
                 _log.error(
                     "Streamlit script raised %s",
-                    type(uncaught).__name__,
-                    exc_info=(type(uncaught), uncaught, uncaught.__traceback__),
+                    type(exception).__name__,
+                    exc_info=(type(exception), exception, exception.__traceback__),
                     extra={"page": self.page},
                 )
-                catalog.errors.add(1, {"type": type(uncaught).__name__})
+                catalog.errors.add(1, {"type": type(exception).__name__})
             catalog.response_time.record(
                 time.perf_counter() - self.started,
                 {"endpoint": self.page, "method": "RERUN", "status": status},
@@ -218,11 +301,14 @@ def _traced_rerun(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
     except Exception as failure:
         _report_once("starting a rerun span", failure)
         return wrapped(*args, **kwargs)
+    _in_rerun.errors = []
     try:
         outcome = wrapped(*args, **kwargs)
     except BaseException as error:  # Streamlit handles the script's own; this is its bug
+        _in_rerun.errors = None
         rerun.finish(None, error)
         raise
+    rerun.logged_by_streamlit, _in_rerun.errors = _in_rerun.errors, None
     rerun.finish(outcome, None)
     return outcome
 

@@ -774,6 +774,25 @@ class LocalStack:
                 "yourself if any still run, then delete it"
             ) from exc
 
+    @property
+    def _last_ports_file(self) -> Path:
+        return self.state_dir / "last-ports.json"
+
+    def _forget_ports(self) -> None:
+        """Drop the ports of what no longer runs, noting them in last-ports.json: the next
+        ``up --free-ports`` here takes them again while they are free, so an app still
+        exporting to the old Collector reconnects to the new one."""
+        if self._state.ports:
+            self._last_ports_file.write_text(json.dumps(self._state.ports) + "\n", encoding="utf-8")
+        self._state.ports = {}
+
+    def _last_ports(self) -> dict[str, dict[str, int]]:
+        try:
+            data = json.loads(self._last_ports_file.read_text(encoding="utf-8"))
+            return {c: {k: int(v) for k, v in p.items()} for c, p in data.items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return {}  # none yet, or unreadable: pick free ports as before
+
     def _save(self) -> None:
         if not self._state.processes:
             self.state_file.unlink(missing_ok=True)
@@ -806,7 +825,7 @@ class LocalStack:
                     then = "starting a new one" if component in wanted else "forgetting it"
                     self._progress(f"{component:<13} {_describe(stale.pid)}; {then}")
             if not any(self._is_ours(c) for c in self._state.processes):
-                self._state.ports = {}  # nothing of ours runs: ports are free to choose again
+                self._forget_ports()  # nothing of ours runs: ports are free to choose again
             self._save()
             to_start = [c for c in wanted if c not in running]
             for component in running:
@@ -907,8 +926,11 @@ class LocalStack:
 
     def _assign_ports(self, components: Sequence[str]) -> None:
         needed = [(c, name) for c in components for name in _default_ports(c)]
-        picked = iter(process.free_ports(len(needed)) if self.config.free_ports else [])
+        picked = iter(process.free_ports(2 * len(needed)) if self.config.free_ports else [])
+        last_ports = self._last_ports() if self.config.free_ports else {}
+        taken = {p for ports in self._state.ports.values() for p in ports.values()}
         for component, name in needed:
+            last = last_ports.get(component, {}).get(name)
             override = self.config.ports.get(f"{component}.{name}")
             # A gateway restarted under a running agent keeps its address, as a
             # StatefulSet pod keeps its name: the agent's queued share for it is
@@ -918,11 +940,14 @@ class LocalStack:
                 port = override
             elif previous and _gateway_index(component) and process.port_is_free(previous):
                 port = previous
+            elif last and last not in taken and process.port_is_free(last):
+                port = last  # this state dir's port of its last run
             elif self.config.free_ports:
-                port = next(picked)
+                port = next(p for p in picked if p not in taken)
             else:
                 port = _default_ports(component)[name]
             self._state.ports.setdefault(component, {})[name] = port
+            taken.add(port)
 
     def _check_ports(self, components: Sequence[str]) -> None:
         seen: dict[int, str] = {}
@@ -1210,7 +1235,7 @@ class LocalStack:
                 self._save()
             if not order:
                 self._progress(f"nothing to stop in {self.state_dir}")
-            self._state.ports = {}
+            self._forget_ports()
             self._save()
         return results
 

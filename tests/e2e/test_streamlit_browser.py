@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def ours(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_reruns_logs_and_metrics_of_a_clicked_streamlit_app_reach_the_collector(
-    collector: Any, tmp_path: Path
+    collector: Any, tmp_path: Path, compat_row: Callable[..., None]
 ) -> None:
     chromium_path()  # fail before starting anything when there is no browser
     port, ops_port = process.free_ports(2)
@@ -147,9 +148,11 @@ def test_reruns_logs_and_metrics_of_a_clicked_streamlit_app_reach_the_collector(
     assert {"Rendering page: board", "Creating new epic"} <= {r["body"] for r in created_logs}
     assert all(r["attributes"].get("session_id") == session_id for r in created_logs)
     error_logs = [r for r in logs_of(failed["trace_id"]) if r["severity_text"] == "ERROR"]
-    assert any(
-        "RuntimeError" in r["attributes"].get("exception.stacktrace", "") for r in error_logs
-    )
+    # One uncaught exception, one ERROR record (not Streamlit's and ours: issue 13).
+    assert len(error_logs) == 1, error_logs
+    assert "RuntimeError" in error_logs[0]["attributes"].get("exception.stacktrace", "")
+    stdout_errors = [r for r in stdout_records if r["level"] == "ERROR"]
+    assert len(stdout_errors) == 1 and stdout_errors[0]["trace_id"] == failed["trace_id"]
 
     # The same records as JSON lines on stdout, correlation_id being the trace id.
     stdout_created = [r for r in stdout_records if r.get("correlation_id") == created["trace_id"]]
@@ -172,6 +175,18 @@ def test_reruns_logs_and_metrics_of_a_clicked_streamlit_app_reach_the_collector(
     ]
     assert sum(p["count"] for p in reruns_timed) >= 3
     assert {p["attributes"]["status"] for p in reruns_timed} >= {"ok", "error"}
+
+    compat_row(
+        "streamlit",
+        "streamlit run examples/streamlit_app.py, clicked in headless Chromium",
+        [
+            "one rerun span per rerun, the clicked widget named",
+            "rerun log records carry trace id and session id (stdout, OTLP)",
+            "an uncaught exception is one error span and one ERROR record",
+            "streamlit's own lines are JSON",
+            "everything flushed at SIGTERM, exit 0",
+        ],
+    )
 
 
 def test_the_streamlit_server_check_is_critical_until_the_runtime_runs() -> None:
@@ -204,3 +219,4 @@ def test_health_on_the_ops_server_reports_the_streamlit_server(tmp_path: Path) -
         assert check["status"] == "healthy", check
         assert check["state"] in ("NO_SESSIONS_CONNECTED", "ONE_OR_MORE_SESSIONS_CONNECTED")
         assert app.terminate() == 0, app.output()
+

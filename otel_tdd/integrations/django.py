@@ -1,0 +1,70 @@
+"""Django: the records Django writes after a request's span has ended carry its trace.
+
+Django logs a 4xx or 5xx response that no view logged ("Not Found: /x") in
+``BaseHandler.get_response`` *after* the middleware chain returned, and so after
+the instrumentor's middleware (the outermost one) ended the request's span and
+detached its context: upstream's record has ``trace_id: null`` although the
+request was traced. Here the middleware's ``process_response`` leaves the span's
+context on the request, and ``log_response`` runs in it when no span is current:
+the record carries the request's trace and span id.
+
+:func:`install` is called once the Django instrumentor is active
+(:mod:`otel_tdd.auto.bootstrap`); the hook points are Django's and the
+instrumentor's internals (tested with Django 5.2, contrib 0.66b1): if one is
+missing, Django's records stay as they are and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+
+__all__ = ["install"]
+
+MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware"
+HANDLERS = ("django.core.handlers.base", "django.core.handlers.exception")
+_SPAN_CONTEXT = "_otel_tdd_span_context"
+
+
+def install() -> None:
+    """Arrange the two hooks when their modules are imported (now, if they are)."""
+    wrapt.register_post_import_hook(_patch_middleware, MIDDLEWARE)
+    for module in HANDLERS:
+        wrapt.register_post_import_hook(_patch_log_response, module)
+
+
+def _patch_middleware(module: Any) -> None:
+    middleware = getattr(module, "_DjangoMiddleware", None)
+    if middleware is None or isinstance(
+        middleware.__dict__.get("process_response"), wrapt.ObjectProxy
+    ):
+        return
+    wrapt.wrap_function_wrapper(module, "_DjangoMiddleware.process_response", _keep_span_context)
+
+
+def _patch_log_response(module: Any) -> None:
+    if hasattr(module, "log_response") and not isinstance(module.log_response, wrapt.ObjectProxy):
+        wrapt.wrap_function_wrapper(module, "log_response", _log_in_request_span)
+
+
+def _keep_span_context(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """Before the middleware ends the span: note its context on the request."""
+    try:
+        request = args[0] if args else kwargs["request"]
+        span = request.META.get(getattr(instance, "_environ_span_key", ""))
+        if span is not None:
+            setattr(request, _SPAN_CONTEXT, span.get_span_context())
+    except Exception:  # no span, an unusual request object: the record stays uncorrelated
+        pass
+    return wrapped(*args, **kwargs)
+
+
+def _log_in_request_span(wrapped: Any, _instance: Any, args: Any, kwargs: Any) -> Any:
+    """``log_response(message, *args, response=, request=, ...)`` in the request's span."""
+    span_context = getattr(kwargs.get("request"), _SPAN_CONTEXT, None)
+    if span_context is None or trace.get_current_span().get_span_context().is_valid:
+        return wrapped(*args, **kwargs)
+    with trace.use_span(trace.NonRecordingSpan(span_context)):
+        return wrapped(*args, **kwargs)
