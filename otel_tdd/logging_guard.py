@@ -1,0 +1,247 @@
+"""When the app configures logging itself: its choices kept, our export never lost.
+
+Most real apps call ``logging.basicConfig``, ``logging.config.dictConfig`` or
+``fileConfig``, and a Celery worker sets the root logger up itself. With our JSON
+handler already on the root logger, each of them went wrong, silently:
+``basicConfig(level=DEBUG, format=...)`` did nothing at all (the root has a
+handler); ``basicConfig(force=True)``, a ``dictConfig`` with a ``root`` section,
+``fileConfig`` and Celery's worker removed our handler, and with it the JSON on
+stdout and every OTLP log record; a named logger given a console handler that
+propagates wrote each line twice, in its format and as JSON.
+
+What :func:`install` arranges instead (docs/logging.md, "Apps that configure
+logging"):
+
+- the app's call runs as it would without us (``basicConfig`` sees a root logger
+  without our handler): its levels, formats and handlers are the app's;
+- right after it, our handler is back on the root logger, last, so every record
+  still reaches the pipeline and goes over OTLP with its trace context;
+- a record that one of the app's console handlers (stdout, stderr) wrote is not
+  written again as JSON; once the app puts a console handler on the *root* logger,
+  the console is the app's: no JSON on stdout for stdlib records, and one warning
+  on stderr says so;
+- each record an app handler writes carries ``otelTraceID``, ``otelSpanID``,
+  ``otelTraceSampled`` and ``otelServiceName`` (the names of
+  opentelemetry-instrumentation-logging, which otel-tdd replaces), so a format
+  such as ``%(otelTraceID)s`` shows the correlation.
+
+We wrap the three functions (``logging.config``'s when it is imported) rather than
+watch every record: a process whose app configures nothing pays nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import threading
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from otel_tdd.structured_logging import JsonLogHandler
+
+__all__ = ["CORRELATION_FIELDS", "app_owns_record", "install", "uninstall"]
+
+# The record attributes an app's format may use, as opentelemetry-instrumentation-logging
+# names them (formats written for opentelemetry-instrument work unchanged).
+CORRELATION_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
+# Set on a record by an app console handler that wrote it; popped by our handler.
+_WRITTEN = "_otel_tdd_on_app_console"
+_PATCHED = "_otel_tdd_logging_guard"
+
+
+class _State:
+    """The handler we keep on the root logger, and what the app's configuration did."""
+
+    def __init__(self) -> None:
+        self.handler: JsonLogHandler | None = None
+        self.service_name = ""
+        # The app put a console handler on the root logger: stdlib records are its to print.
+        self.root_console = False
+        self.warned = False
+        self.exporting = False
+        self.lock = threading.Lock()
+
+
+_state = _State()
+
+
+class _Correlate(logging.Filter):
+    """Appended last to an app's handler: runs only when every other filter let the
+    record through, so it marks exactly the records that handler writes."""
+
+    def __init__(self, console: bool) -> None:
+        super().__init__()
+        self.console = console
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        attributes = record.__dict__
+        if "otelTraceID" not in attributes:
+            context = trace.get_current_span().get_span_context()
+            attributes["otelTraceID"] = format(context.trace_id, "032x")
+            attributes["otelSpanID"] = format(context.span_id, "016x")
+            attributes["otelTraceSampled"] = context.trace_flags.sampled
+            attributes["otelServiceName"] = _state.service_name
+        if self.console:
+            attributes[_WRITTEN] = True
+        return True
+
+
+def app_owns_record(record: logging.LogRecord) -> bool:
+    """Called by our handler for each record once the app configured logging: True when
+    the app's console handlers have it (written, or the root's console is theirs), so it
+    goes over OTLP only. Removes what :class:`_Correlate` added, which is no ``data``."""
+    attributes = record.__dict__
+    written = attributes.pop(_WRITTEN, False)
+    if "otelTraceID" in attributes:
+        for name in CORRELATION_FIELDS:
+            attributes.pop(name, None)
+    return written or _state.root_console
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    return stream is not None and stream in (
+        sys.stdout,
+        sys.stderr,
+        sys.__stdout__,
+        sys.__stderr__,
+    )
+
+
+def _loggers() -> list[logging.Logger]:
+    existing = list(logging.Logger.manager.loggerDict.values())  # other threads may add
+    return [logging.getLogger(), *(lg for lg in existing if isinstance(lg, logging.Logger))]
+
+
+def _after_config(source: str) -> None:
+    """Our handler back on the root logger, last; the app's handlers correlated and marked."""
+    handler = _state.handler
+    if handler is None:
+        return
+    root = logging.getLogger()
+    if handler in root.handlers:
+        root.removeHandler(handler)
+    root.addHandler(handler)  # last: the app's root handlers mark a record before ours sees it
+    root_console = False
+    for logger in _loggers():
+        for app_handler in logger.handlers:
+            if app_handler is handler or not _is_app_handler(app_handler):
+                continue
+            console = _is_console(app_handler)
+            root_console = root_console or (console and logger is root)
+            if not any(isinstance(f, _Correlate) for f in app_handler.filters):
+                app_handler.addFilter(_Correlate(console))
+    _state.root_console = root_console
+    handler.app_owns_record = app_owns_record
+    if root_console and not _state.warned:
+        _state.warned = True
+        export = (
+            "they are still exported over OTLP with their trace context"
+            if _state.exporting
+            else "OTLP log export is off"
+        )
+        print(
+            f"otel-tdd: the app's logging configuration ({source}) put a console handler on "
+            "the root logger: log lines are written in the app's format instead of as JSON "
+            f"on stdout; {export}; its format may use %(otelTraceID)s and %(otelSpanID)s "
+            "(docs/logging.md, 'Apps that configure logging')",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _is_app_handler(handler: logging.Handler) -> bool:
+    # Our own handlers (the JSON one, framework_logs' ToJson) are otel-tdd's, not the app's.
+    return not type(handler).__module__.startswith("otel_tdd.")
+
+
+def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
+    """Wrap ``owner.name`` (a logging configuration function) once."""
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, _PATCHED, False):
+        return
+    source = f"{owner.__name__}.{name}"
+
+    @functools.wraps(original)
+    def configure_then_keep_ours(*args: Any, **kwargs: Any) -> Any:
+        handler = _state.handler
+        if handler is None:
+            return original(*args, **kwargs)
+        root = logging.getLogger()
+        if clear_root and handler in root.handlers:
+            # basicConfig does nothing on a root logger that has a handler: as without us.
+            root.removeHandler(handler)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _after_config(source)
+
+    setattr(configure_then_keep_ours, _PATCHED, True)
+    setattr(owner, name, configure_then_keep_ours)
+
+
+def _wrap_logging_config(module: ModuleType) -> None:
+    _wrap(module, "dictConfig")
+    _wrap(module, "fileConfig")
+
+
+def _keep_celery_from_hijacking(module: ModuleType) -> None:
+    """A Celery worker empties the root logger's handlers and redirects stdout to a
+    logger unless someone receives its ``setup_logging`` signal (Celery's documented way
+    to keep one's own logging). We receive it: the worker's ``-l`` level is applied to
+    the root logger, ``--logfile`` gets a file handler in Celery's format, and the
+    worker's and tasks' records reach our handler."""
+    signals = getattr(module, "signals", None)
+    setup_logging = getattr(signals, "setup_logging", None)
+    if setup_logging is not None:
+        setup_logging.connect(_celery_setup_logging, weak=False)
+
+
+def _celery_setup_logging(
+    loglevel: int | str | None = None,
+    logfile: str | None = None,
+    format: str | None = None,  # Celery's keyword name
+    **_: Any,
+) -> None:
+    root = logging.getLogger()
+    if loglevel:
+        root.setLevel(loglevel)
+    if logfile:
+        file_handler = logging.FileHandler(logfile)
+        if format:
+            file_handler.setFormatter(logging.Formatter(format))
+        root.addHandler(file_handler)
+        _after_config("celery --logfile")
+
+
+def install(handler: JsonLogHandler, *, exporting: bool) -> None:
+    """Keep ``handler`` on the root logger through the app's logging configuration;
+    ``exporting``: OTLP logs are on (what the warning can promise)."""
+    from otel_tdd.auto.import_hooks import when_imported
+
+    resource = getattr(trace.get_tracer_provider(), "resource", None)
+    with _state.lock:
+        first = _state.handler is None and not getattr(logging.basicConfig, _PATCHED, False)
+        _state.handler = handler
+        _state.service_name = str(resource.attributes.get("service.name", "")) if resource else ""
+        _state.exporting = exporting
+        _state.root_console = False
+    if first:
+        _wrap(logging, "basicConfig", clear_root=True)
+        when_imported("logging.config", _wrap_logging_config)
+        when_imported("celery.app.log", _keep_celery_from_hijacking)
+
+
+def uninstall(handler: JsonLogHandler) -> None:
+    """After shutdown(): the app's configuration calls are plain again."""
+    with _state.lock:
+        if _state.handler is handler:
+            _state.handler = None
+            _state.root_console = False
+            handler.app_owns_record = None
