@@ -38,7 +38,7 @@ import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import JsonLogHandler
@@ -78,6 +78,8 @@ class _Correlate(logging.Filter):
         self.console = console
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _exporting_now():
+            return False
         attributes = record.__dict__
         if "otelTraceID" not in attributes:
             context = trace.get_current_span().get_span_context()
@@ -88,6 +90,18 @@ class _Correlate(logging.Filter):
         if self.console:
             attributes[_WRITTEN] = True
         return True
+
+
+def _exporting_now() -> bool:
+    """True inside the SDK's own export: the records of its HTTP client (urllib3's DEBUG
+    lines, with the app's root at DEBUG) are our traffic, not the app's: neither printed
+    nor exported (each export would log the next)."""
+    return bool(context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY))
+
+
+class _NotOurTraffic(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _exporting_now()
 
 
 def app_owns_record(record: logging.LogRecord) -> bool:
@@ -138,6 +152,8 @@ def _after_config(source: str) -> None:
             if not any(isinstance(f, _Correlate) for f in app_handler.filters):
                 app_handler.addFilter(_Correlate(console))
     _state.root_console = root_console
+    if not any(isinstance(f, _NotOurTraffic) for f in handler.filters):
+        handler.addFilter(_NotOurTraffic())
     handler.app_owns_record = app_owns_record
     if root_console and not _state.warned:
         _state.warned = True
@@ -245,3 +261,5 @@ def uninstall(handler: JsonLogHandler) -> None:
             _state.handler = None
             _state.root_console = False
             handler.app_owns_record = None
+            for own in [f for f in handler.filters if isinstance(f, _NotOurTraffic)]:
+                handler.removeFilter(own)
