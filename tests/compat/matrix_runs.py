@@ -107,10 +107,66 @@ def wrapper_problems(outcome: Outcome, allowed: tuple[str, ...] = ()) -> list[st
 __all__ = [
     "PYTHON",
     "REPO",
+    "Job",
     "Outcome",
+    "assert_correlated",
+    "assert_one_error",
+    "exported_job",
     "of_service",
     "otlp_to",
     "run_app",
     "wrapper_problems",
     "write_app",
 ]
+
+
+# --- one unit of work of a row: a span, its operations, its records ---------------------------
+
+
+@dataclass
+class Job:
+    """What a row's app did inside its ``job`` span, as the Collector received it."""
+
+    span: dict[str, Any]
+    spans: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+
+    def children(self) -> list[dict[str, Any]]:
+        """The spans of the operations (queries, commands) made inside the job."""
+        return [s for s in self.spans if s["parent_span_id"] == self.span["span_id"]]
+
+
+def exported_job(collector: Any, service: str, messages: set[str], job_name: str = "job") -> Job:
+    """Wait until ``service``'s ``job`` span and every record in ``messages`` arrived."""
+
+    def arrived() -> Job | None:
+        spans = of_service(collector.spans(), service)
+        jobs = [s for s in spans if s["name"] == job_name]
+        records = [r for r in of_service(collector.logs(), service) if r["body"] in messages]
+        if not jobs or {r["body"] for r in records} != messages:
+            return None
+        return Job(jobs[0], spans, records)
+
+    job: Job = collector.wait_for(arrived, 20, f"{service}'s job span and records")
+    return job
+
+
+def assert_correlated(job: Job, json_records: list[dict[str, Any]], messages: set[str]) -> None:
+    """Each record written in the job: once on stdout and once over OTLP, with its ids."""
+    ids = (job.span["trace_id"], job.span["span_id"])
+    assert sorted(r["body"] for r in job.records) == sorted(messages), "each record once (OTLP)"
+    for record in job.records:
+        assert (record["trace_id"], record["span_id"]) == ids, record
+    on_stdout = [r for r in json_records if r["message"] in messages]
+    assert sorted(r["message"] for r in on_stdout) == sorted(messages), "each record once (JSON)"
+    for line in on_stdout:
+        assert (line["trace_id"], line["span_id"]) == ids, line
+
+
+def assert_one_error(job: Job, error_message: str) -> dict[str, Any]:
+    """Exactly one error span (returned) and one ERROR record, ``error_message``."""
+    errors = [s for s in job.spans if s["status_code"] == "ERROR"]
+    assert len(errors) == 1, [(s["name"], s["status_message"]) for s in errors]
+    error_records = [r for r in job.records if r["severity_text"] == "ERROR"]
+    assert [r["body"] for r in error_records] == [error_message]
+    return errors[0]
