@@ -88,6 +88,14 @@ def run_app(
     return Outcome(result.returncode, result.stdout, result.stderr)
 
 
+def instrumentation(name: str) -> str:
+    """``opentelemetry-instrumentation-NAME VERSION``, for a row's notes."""
+    from compat_matrix import installed_version
+
+    package = f"opentelemetry-instrumentation-{name}"
+    return f"{package} {installed_version(package)}"
+
+
 def of_service(items: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
     return [item for item in items if item["resource"].get("service.name") == service]
 
@@ -112,6 +120,7 @@ __all__ = [
     "assert_correlated",
     "assert_one_error",
     "exported_job",
+    "instrumentation",
     "of_service",
     "otlp_to",
     "run_app",

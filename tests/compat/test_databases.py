@@ -23,6 +23,7 @@ from matrix_runs import (
     assert_correlated,
     assert_one_error,
     exported_job,
+    instrumentation,
     otlp_to,
     run_app,
     wrapper_problems,
@@ -153,7 +154,7 @@ def test_sqlalchemy_on_sqlite(module_collector: Any, tmp_path: Path, compat_row:
             "no WARNING/ERROR from the wrapper",
         ],
         distribution="sqlalchemy",
-        notes=[_instrumentation("sqlalchemy"), "its instrumentor supports sqlalchemy < 2.1"],
+        notes=[instrumentation("sqlalchemy"), "its instrumentor supports sqlalchemy < 2.1"],
     )
 
 
@@ -184,12 +185,5 @@ def test_psycopg_on_postgresql(
             "one error span and one error record",
             "no WARNING/ERROR from the wrapper",
         ],
-        notes=[_instrumentation("psycopg")],
+        notes=[instrumentation("psycopg")],
     )
-
-
-def _instrumentation(name: str) -> str:
-    from compat_matrix import installed_version
-
-    package = f"opentelemetry-instrumentation-{name}"
-    return f"{package} {installed_version(package)}"
