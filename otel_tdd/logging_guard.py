@@ -1,11 +1,11 @@
 """When the app configures logging itself: its choices kept, our export never lost.
 
 Most real apps call ``logging.basicConfig``, ``logging.config.dictConfig`` or
-``fileConfig``, and a Celery worker sets the root logger up itself. With our JSON
+``fileConfig`` (a Celery worker: otel_tdd/integrations/celery.py). With our JSON
 handler already on the root logger, each of them went wrong, silently:
 ``basicConfig(level=DEBUG, format=...)`` did nothing at all (the root has a
-handler); ``basicConfig(force=True)``, a ``dictConfig`` with a ``root`` section,
-``fileConfig`` and Celery's worker removed our handler, and with it the JSON on
+handler); ``basicConfig(force=True)``, a ``dictConfig`` with a ``root`` section and
+``fileConfig`` removed our handler, and with it the JSON on
 stdout and every OTLP log record; a named logger given a console handler that
 propagates wrote each line twice, in its format and as JSON.
 
@@ -43,7 +43,7 @@ from opentelemetry import context, trace
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import JsonLogHandler
 
-__all__ = ["CORRELATION_FIELDS", "app_owns_record", "install", "uninstall"]
+__all__ = ["CORRELATION_FIELDS", "after_config", "app_owns_record", "install", "uninstall"]
 
 # The record attributes an app's format may use, as opentelemetry-instrumentation-logging
 # names them (formats written for opentelemetry-instrument work unchanged).
@@ -133,7 +133,7 @@ def _loggers() -> list[logging.Logger]:
     return [logging.getLogger(), *(lg for lg in existing if isinstance(lg, logging.Logger))]
 
 
-def _after_config(source: str) -> None:
+def after_config(source: str) -> None:
     """Our handler back on the root logger, last; the app's handlers correlated and marked."""
     handler = _state.handler
     if handler is None:
@@ -196,7 +196,7 @@ def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
         try:
             return original(*args, **kwargs)
         finally:
-            _after_config(source)
+            after_config(source)
 
     setattr(configure_then_keep_ours, _PATCHED, True)
     setattr(owner, name, configure_then_keep_ours)
@@ -205,35 +205,6 @@ def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
 def _wrap_logging_config(module: ModuleType) -> None:
     _wrap(module, "dictConfig")
     _wrap(module, "fileConfig")
-
-
-def _keep_celery_from_hijacking(module: ModuleType) -> None:
-    """A Celery worker empties the root logger's handlers and redirects stdout to a
-    logger unless someone receives its ``setup_logging`` signal (Celery's documented way
-    to keep one's own logging). We receive it: the worker's ``-l`` level is applied to
-    the root logger, ``--logfile`` gets a file handler in Celery's format, and the
-    worker's and tasks' records reach our handler."""
-    signals = getattr(module, "signals", None)
-    setup_logging = getattr(signals, "setup_logging", None)
-    if setup_logging is not None:
-        setup_logging.connect(_celery_setup_logging, weak=False)
-
-
-def _celery_setup_logging(
-    loglevel: int | str | None = None,
-    logfile: str | None = None,
-    format: str | None = None,  # Celery's keyword name
-    **_: Any,
-) -> None:
-    root = logging.getLogger()
-    if loglevel:
-        root.setLevel(loglevel)
-    if logfile:
-        file_handler = logging.FileHandler(logfile)
-        if format:
-            file_handler.setFormatter(logging.Formatter(format))
-        root.addHandler(file_handler)
-        _after_config("celery --logfile")
 
 
 def install(handler: JsonLogHandler, *, exporting: bool) -> None:
@@ -251,7 +222,6 @@ def install(handler: JsonLogHandler, *, exporting: bool) -> None:
     if first:
         _wrap(logging, "basicConfig", clear_root=True)
         when_imported("logging.config", _wrap_logging_config)
-        when_imported("celery.app.log", _keep_celery_from_hijacking)
 
 
 def uninstall(handler: JsonLogHandler) -> None:

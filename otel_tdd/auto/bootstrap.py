@@ -83,6 +83,10 @@ def start(*, instrument: bool = True) -> None:
     _handle_sigterm()
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+    # A Celery worker would drop our root handler and exit its pool processes unflushed.
+    from otel_tdd.integrations import celery
+
+    celery.install(keep_logging=runtime.settings.capture_logging)
     if instrument:
         superseded = {
             name
