@@ -13,7 +13,9 @@ What :func:`install` arranges instead (docs/logging.md, "Apps that configure
 logging"):
 
 - the app's call runs as it would without us (``basicConfig`` sees a root logger
-  without our handler): its levels, formats and handlers are the app's;
+  without our handler): its levels, formats and handlers are the app's; except that
+  ``basicConfig(level=...)`` alone, which chooses no format, stream or handler, only
+  sets the level and keeps our JSON (the most common line in apps, and no look chosen);
 - right after it, our handler is back on the root logger, last, so every record
   still reaches the pipeline and goes over OTLP with its trace context;
 - a record that one of the app's console handlers (stdout, stderr) wrote is not
@@ -177,6 +179,25 @@ def _is_app_handler(handler: logging.Handler) -> bool:
     return not type(handler).__module__.startswith("otel_tdd.")
 
 
+# basicConfig keywords that choose no output: a call with only these keeps our JSON.
+_LEVEL_ONLY = frozenset({"level", "force"})
+
+
+def _level_only(root: logging.Logger, handler: JsonLogHandler, kwargs: dict[str, Any]) -> None:
+    """``basicConfig(level=...)`` (``force=True`` too) names no format, stream or handler:
+    the app wants its level, not a look, so it gets the level and keeps our JSON as its
+    console. As stdlib's, the call does nothing when the root already has another handler
+    (unless forced, which removes those)."""
+    others = [h for h in root.handlers if h is not handler]
+    if others and not kwargs.get("force"):
+        return
+    for other in others:
+        root.removeHandler(other)
+        other.close()
+    if kwargs.get("level") is not None:
+        root.setLevel(kwargs["level"])
+
+
 def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
     """Wrap ``owner.name`` (a logging configuration function) once."""
     original = getattr(owner, name, None)
@@ -190,6 +211,10 @@ def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
         if handler is None:
             return original(*args, **kwargs)
         root = logging.getLogger()
+        if clear_root and not args and kwargs.keys() <= _LEVEL_ONLY:
+            _level_only(root, handler, kwargs)
+            after_config(source)
+            return None
         if clear_root and handler in root.handlers:
             # basicConfig does nothing on a root logger that has a handler: as without us.
             root.removeHandler(handler)

@@ -241,6 +241,40 @@ def test_a_named_logger_with_its_own_console_prints_each_line_once(
     )
 
 
+def test_basic_config_with_only_a_level_keeps_the_json_at_that_level(
+    module_collector: Any, tmp_path: Path, compat_row: Any
+) -> None:
+    """``basicConfig(level=DEBUG)`` chooses no format, stream or handler: the app gets its
+    level (the DEBUG line used to vanish) and keeps otel-tdd's JSON as its console."""
+    collector, service = module_collector, "logcfg-basic-level-only"
+    bare, wrapped = run_both(
+        tmp_path, collector, "logging.basicConfig(level=logging.DEBUG)", service
+    )
+
+    assert bare.returncode == wrapped.returncode == 0, wrapped.stderr
+    assert "DEBUG:app.jobs:job starts" in bare.app_stderr()
+    assert wrapped.app_stdout() == bare.app_stdout() == ["done"]
+    assert wrapped.stderr == "", wrapped.stderr  # no plain log line, no warning
+    _, spans = exported(collector, service)
+    job = next(s for s in spans if s["name"] == "job")
+    on_stdout = [r for r in wrapped.json_records() if r["message"] in MESSAGES]
+    assert sorted(r["message"] for r in on_stdout) == sorted(MESSAGES)
+    assert {(r["trace_id"], r["span_id"]) for r in on_stdout} == {(job["trace_id"], job["span_id"])}
+    assert_exported_and_correlated(collector, service)
+    compat_row(
+        "logging (stdlib)",
+        "basicConfig(level=DEBUG) alone",
+        [
+            "the app's level applies (its DEBUG records are written)",
+            "records as JSON on stdout with trace and span id, no warning",
+            "every record over OTLP once, with the span's trace and span id",
+            "one error span, one error record",
+        ],
+        distribution="otel-tdd",
+        notes=[STDLIB_NOTE],
+    )
+
+
 def test_an_app_format_can_show_the_trace_id(module_collector: Any, tmp_path: Path) -> None:
     """``%(otelTraceID)s`` (opentelemetry-instrumentation-logging's name) in the app's format."""
     collector = module_collector

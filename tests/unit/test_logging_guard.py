@@ -93,6 +93,18 @@ def test_basic_config_takes_effect_and_records_still_export(
     assert logging.getLogger().handlers[-1] is ours(capture)[0]
 
 
+def test_basic_config_with_only_a_level_sets_it_and_keeps_the_json(
+    capture: Capture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    only_ours(capture)
+    logging.basicConfig(level=logging.DEBUG)
+    in_a_span(("app", logging.DEBUG, "debug line"))
+    assert logging.getLogger().level == logging.DEBUG
+    assert logging.getLogger().handlers == ours(capture)
+    assert [r["message"] for r in capture.records()] == ["debug line"]
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     "configure",
     [
