@@ -187,6 +187,6 @@ def test_celery_task_crosses_the_queue_in_one_trace(
         notes=[
             instrumentation("celery"),
             "Redis: redis-server 7 (Debian); the redis instrumentor also traces the broker's "
-            "commands, including a NOSCRIPT EVALSHA error span that redis-py retries",
+            "commands, including an EVALSHA NoScriptError span that redis-py retries with EVAL",
         ],
     )

@@ -149,7 +149,7 @@ def assert_exported_and_correlated(collector: Any, service: str) -> None:
 
 
 ROOT_WARNING = "put a console handler on the root logger"
-# The row's version column is otel-tdd's (the guard's); logging itself is the stdlib's.
+# The row's version column is otel-tdd's (its logging guard); logging itself is the stdlib's.
 STDLIB_NOTE = f"stdlib logging of Python {sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -187,7 +187,7 @@ def test_an_app_that_owns_the_root_console_keeps_it_and_its_logs_still_export(
 
     assert_exported_and_correlated(collector, service)
     compat_row(
-        "logging (stdlib)",
+        "stdlib logging (otel-tdd guard)",
         scenario,
         [
             "same console output and exit code as bare (app's format and DEBUG level)",
@@ -227,7 +227,7 @@ def test_a_named_logger_with_its_own_console_prints_each_line_once(
     job = next(s for s in spans if s["name"] == "job")
     assert helper[0]["trace_id"] == job["trace_id"] and helper[0]["span_id"] == job["span_id"]
     compat_row(
-        "logging (stdlib)",
+        "stdlib logging (otel-tdd guard)",
         "dictConfig: a named logger with its own console handler, propagating",
         [
             "that logger's lines once, in the app's format, as bare",
@@ -262,7 +262,7 @@ def test_basic_config_with_only_a_level_keeps_the_json_at_that_level(
     assert {(r["trace_id"], r["span_id"]) for r in on_stdout} == {(job["trace_id"], job["span_id"])}
     assert_exported_and_correlated(collector, service)
     compat_row(
-        "logging (stdlib)",
+        "stdlib logging (otel-tdd guard)",
         "basicConfig(level=DEBUG) alone",
         [
             "the app's level applies (its DEBUG records are written)",
