@@ -80,7 +80,7 @@ class _Correlate(logging.Filter):
         self.console = console
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _exporting_now():
+        if record.levelno < logging.INFO and _exporting_now():
             return False
         attributes = record.__dict__
         if "otelTraceID" not in attributes:
@@ -95,15 +95,23 @@ class _Correlate(logging.Filter):
 
 
 def _exporting_now() -> bool:
-    """True inside the SDK's own export: the records of its HTTP client (urllib3's DEBUG
-    lines, with the app's root at DEBUG) are our traffic, not the app's: neither printed
-    nor exported (each export would log the next)."""
+    """True inside the SDK's own export: the DEBUG records of its HTTP client (urllib3's
+    "POST /v1/logs" lines, once the root is at DEBUG) are our traffic, not the app's:
+    neither printed nor exported (each export would log the next). Warnings (a retry,
+    a refused connection) still are."""
     return bool(context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY))
 
 
 class _NotOurTraffic(logging.Filter):
+    """On our handler once DEBUG records can reach it (a filter costs every record)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _exporting_now()
+        return record.levelno >= logging.INFO or not _exporting_now()
+
+
+def _drop_our_traffic(handler: JsonLogHandler) -> None:
+    if not any(isinstance(f, _NotOurTraffic) for f in handler.filters):
+        handler.addFilter(_NotOurTraffic())
 
 
 def app_owns_record(record: logging.LogRecord) -> bool:
@@ -154,9 +162,9 @@ def after_config(source: str) -> None:
             if not any(isinstance(f, _Correlate) for f in app_handler.filters):
                 app_handler.addFilter(_Correlate(console))
     _state.root_console = root_console
-    if not any(isinstance(f, _NotOurTraffic) for f in handler.filters):
-        handler.addFilter(_NotOurTraffic())
+    _drop_our_traffic(handler)
     handler.app_owns_record = app_owns_record
+    _enable_our_loggers()
     if root_console and not _state.warned:
         _state.warned = True
         export = (
@@ -172,6 +180,21 @@ def after_config(source: str) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _enable_our_loggers() -> None:
+    """``disable_existing_loggers`` (the default of dictConfig and fileConfig) silences every
+    logger the app's configuration does not name, ours and the SDK's with them: an export
+    failure would then pass unsaid. Those few stay on; the app's choice holds for the rest."""
+    for logger in _loggers():
+        if logger.disabled and logger.name.startswith(("otel_tdd", "opentelemetry")):
+            logger.disabled = False
+
+
+def _app_consoles() -> bool:
+    return any(
+        _is_app_handler(h) and _is_console(h) for logger in _loggers() for h in logger.handlers
+    )
 
 
 def _is_app_handler(handler: logging.Handler) -> bool:
@@ -232,9 +255,10 @@ def _wrap_logging_config(module: ModuleType) -> None:
     _wrap(module, "fileConfig")
 
 
-def install(handler: JsonLogHandler, *, exporting: bool) -> None:
+def install(handler: JsonLogHandler, *, exporting: bool, debug: bool = False) -> None:
     """Keep ``handler`` on the root logger through the app's logging configuration;
-    ``exporting``: OTLP logs are on (what the warning can promise)."""
+    ``exporting``: OTLP logs are on (what the warning can promise); ``debug``: the root
+    starts at DEBUG (our export's own records must be kept out)."""
     from otel_tdd.auto.import_hooks import when_imported
 
     resource = getattr(trace.get_tracer_provider(), "resource", None)
@@ -247,6 +271,11 @@ def install(handler: JsonLogHandler, *, exporting: bool) -> None:
     if first:
         _wrap(logging, "basicConfig", clear_root=True)
         when_imported("logging.config", _wrap_logging_config)
+    if debug:
+        _drop_our_traffic(handler)
+    if _app_consoles():
+        # configure() called after the app set its logging up: the same rules apply.
+        after_config("set up before otel-tdd was configured")
 
 
 def uninstall(handler: JsonLogHandler) -> None:

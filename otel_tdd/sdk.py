@@ -258,7 +258,11 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
     from otel_tdd import logging_guard
 
     # The app's own basicConfig/dictConfig/fileConfig keep their effect and not ours away.
-    logging_guard.install(handler, exporting=bool(settings.logs_exporters))
+    logging_guard.install(
+        handler,
+        exporting=bool(settings.logs_exporters),
+        debug=settings.log_level < logging.INFO,
+    )
     if settings.framework_logs:
         framework_logs.install()  # import hooks only: nothing runs until a server is imported
     return handler

@@ -230,3 +230,39 @@ def test_without_otel_tdd_configured_the_functions_are_plain(
     logging.getLogger("app").info("plain")
     assert not [h for h in root.handlers if isinstance(h, JsonLogHandler)]
     assert capsys.readouterr().err == "plain\n"
+
+
+def test_our_and_the_sdks_loggers_survive_disable_existing_loggers(capture: Capture) -> None:
+    ours_logger = logging.getLogger("otel_tdd.auto")
+    sdk_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+    apps = logging.getLogger("some.library")
+    logging.config.dictConfig({"version": 1, "root": {"level": "INFO"}})  # disables the rest
+    assert not ours_logger.disabled and not sdk_logger.disabled
+    assert apps.disabled  # the app's choice holds for everything else
+
+
+def test_logging_set_up_before_configure_gets_the_same_rules(
+    app_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An app that calls otel_tdd.configure() after its own basicConfig."""
+    logging.getLogger().handlers[:] = []
+    logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
+    with capture_telemetry(log_level="INFO") as captured:
+        logging.getLogger("app").info("once")
+        assert [r["message"] for r in captured.records()] == []  # the app's console has it
+        assert [r.log_record.body for r in captured.otel_logs()] == ["once"]
+    err = capsys.readouterr().err
+    assert err.count("once") == 1 and "set up before otel-tdd was configured" in err
+
+
+def test_at_debug_our_export_traffic_is_dropped_without_any_app_configuration(
+    app_logging: None,
+) -> None:
+    with capture_telemetry(log_level="DEBUG") as captured:
+        token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            logging.getLogger("urllib3.connectionpool").debug('"POST /v1/logs HTTP/1.1" 200')
+            logging.getLogger("urllib3.connectionpool").warning("Retrying the export")
+        finally:
+            context.detach(token)
+        assert [r["message"] for r in captured.records()] == ["Retrying the export"]
