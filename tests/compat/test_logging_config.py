@@ -179,13 +179,13 @@ def test_an_app_that_owns_the_root_console_keeps_it_and_its_logs_still_export(
     ), wrapped.stderr
     console = bare.app_stdout() + bare.app_stderr()
     assert "APP DEBUG app.jobs job starts" in console
+    # Export never lost (force=True, a root section and fileConfig used to remove it).
+    assert_exported_and_correlated(collector, service)
     # Our JSON does not print what the app's console prints.
     assert [r["message"] for r in wrapped.json_records() if r["message"] in MESSAGES] == []
     # One warning, on stderr, that names what happened; nothing else from the wrapper.
     assert len([line for line in wrapped.wrapper_lines() if ROOT_WARNING in line]) == 1
     assert wrapper_problems(wrapped, allowed=(ROOT_WARNING,)) == []
-
-    assert_exported_and_correlated(collector, service)
     compat_row(
         "stdlib logging (otel-tdd guard)",
         scenario,
