@@ -3,7 +3,8 @@
 Shared by the matrix rows in tests/compat/ (a plain module: a conftest.py here would
 replace tests/conftest.py in sys.modules). The row tests own their apps; this only
 runs them, strips what the wrapper adds by design (our JSON lines on stdout and the
-lines it prints on stderr), and finds the records and spans of one service.
+lines it prints on stderr), and finds the records and spans of one service and the
+``job`` span a row's app wraps its work in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from run_helpers import FLUSH_ONLY_AT_EXIT, OTEL_TDD, REPO, clean_env
+from run_helpers import FLUSH_ONLY_AT_EXIT, OTEL_TDD, clean_env
+
+__all__ = [
+    "PYTHON",
+    "Job",
+    "Outcome",
+    "assert_correlated",
+    "assert_one_error",
+    "exported_job",
+    "instrumentation",
+    "of_service",
+    "otlp_to",
+    "run_app",
+    "wrapper_problems",
+    "write_app",
+]
 
 PYTHON = str(Path(OTEL_TDD).parent / "python")
 
@@ -110,23 +126,6 @@ def wrapper_problems(outcome: Outcome, allowed: tuple[str, ...] = ()) -> list[st
         and r["level"] in ("WARNING", "ERROR", "CRITICAL")
     ]
     return lines + records
-
-
-__all__ = [
-    "PYTHON",
-    "REPO",
-    "Job",
-    "Outcome",
-    "assert_correlated",
-    "assert_one_error",
-    "exported_job",
-    "instrumentation",
-    "of_service",
-    "otlp_to",
-    "run_app",
-    "wrapper_problems",
-    "write_app",
-]
 
 
 # --- one unit of work of a row: a span, its operations, its records ---------------------------
