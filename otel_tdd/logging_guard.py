@@ -84,10 +84,11 @@ class _Correlate(logging.Filter):
             return False
         attributes = record.__dict__
         if "otelTraceID" not in attributes:
-            context = trace.get_current_span().get_span_context()
-            attributes["otelTraceID"] = format(context.trace_id, "032x")
-            attributes["otelSpanID"] = format(context.span_id, "016x")
-            attributes["otelTraceSampled"] = context.trace_flags.sampled
+            span_context = trace.get_current_span().get_span_context()
+            valid = span_context.is_valid  # outside a span: "0", as the instrumentor writes
+            attributes["otelTraceID"] = format(span_context.trace_id, "032x") if valid else "0"
+            attributes["otelSpanID"] = format(span_context.span_id, "016x") if valid else "0"
+            attributes["otelTraceSampled"] = span_context.trace_flags.sampled
             attributes["otelServiceName"] = _state.service_name
         if self.console:
             attributes[_WRITTEN] = True
