@@ -46,7 +46,8 @@ with trace.get_tracer("inventory").start_as_current_span("job"):
     log.info("job starts")
     with engine.begin() as db:
         db.execute(text("DROP TABLE IF EXISTS items"))
-        db.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"))
+        key = "SERIAL" if engine.dialect.name == "postgresql" else "INTEGER"
+        db.execute(text(f"CREATE TABLE items (id {key} PRIMARY KEY, name TEXT NOT NULL)"))
         for name in ("apple", "pear", "plum"):
             db.execute(text("INSERT INTO items (name) VALUES (:name)"), {"name": name})
     log.info("wrote 3 items")
@@ -186,4 +187,79 @@ def test_psycopg_on_postgresql(
             "no WARNING/ERROR from the wrapper",
         ],
         notes=[instrumentation("psycopg")],
+    )
+
+
+@pytest.mark.parametrize("disabled", [None, "psycopg"], ids=["both-instrumentors", "psycopg-off"])
+def test_sqlalchemy_on_postgresql_through_psycopg(
+    module_collector: Any, postgres: Postgres, tmp_path: Path, compat_row: Any, disabled: str | None
+) -> None:
+    """Two instrumented layers: SQLAlchemy's span per statement, and psycopg's too.
+
+    Both instrumentors see each statement, so a trace holds two CLIENT spans per query
+    (as under stock opentelemetry-instrument), side by side: SQLAlchemy's span is not
+    current while the driver runs. ``--disabled-instrumentations psycopg`` leaves one.
+    The row records both, measured.
+    """
+    collector = module_collector
+    service = f"compat-sqlalchemy-pg-{disabled or 'both'}"
+    app = write_app(tmp_path, f"{service}.py", SQLALCHEMY_APP)
+    url = postgres.url.replace("postgresql://", "postgresql+psycopg://")
+    options = otlp_to(collector, service)
+    if disabled:
+        options += ["--disabled-instrumentations", disabled]
+    bare = run_app([PYTHON, str(app), url], cwd=tmp_path)
+    wrapped = run_app([PYTHON, str(app), url], cwd=tmp_path, wrap=options)
+    assert bare.returncode == 0, bare.stderr
+    assert (wrapped.returncode, wrapped.app_stdout()) == (bare.returncode, bare.app_stdout())
+    assert wrapped.stderr == "" and wrapper_problems(wrapped) == [], wrapped.stderr
+
+    job = exported_job(collector, service, MESSAGES)
+    assert_correlated(job, wrapped.json_records(), MESSAGES)
+    statements = [
+        s
+        for s in job.children()
+        if s["scope"]["name"].endswith("sqlalchemy") and s["name"] != "connect"
+    ]
+    assert len(statements) == SQLALCHEMY_STATEMENTS, [s["name"] for s in statements]
+    for span in statements:
+        assert db_attributes(span)[0] == "postgresql", span["attributes"]
+    drivers = [s for s in job.spans if s["scope"]["name"].endswith("psycopg")]
+    errors = [s for s in job.spans if s["status_code"] == "ERROR"]
+    if disabled:
+        assert drivers == []
+        assert [s["span_id"] for s in errors] == [
+            s["span_id"] for s in statements if "missing_table" in db_attributes(s)[1]
+        ]
+    else:
+        # psycopg's span of each statement too, beside SQLAlchemy's (both children of the
+        # job: the SQLAlchemy span is not made current while the driver runs), plus the
+        # dialect's first-connect queries (server version, settings).
+        def verbs(spans: list[dict[str, Any]]) -> list[str]:
+            return sorted(s["name"].split()[0].upper() for s in spans)
+
+        beside = [d for d in drivers if d["parent_span_id"] == job.span["span_id"]]
+        assert verbs(beside) == verbs(statements), ([d["name"] for d in drivers], verbs(statements))
+        assert len(errors) == 2  # the failing SELECT, once per layer
+    error_records = [r for r in job.records if r["severity_text"] == "ERROR"]
+    assert [r["body"] for r in error_records] == ["query failed"]
+    layers = (
+        "one SQLAlchemy CLIENT span per statement and nothing beneath"
+        if disabled
+        else "two CLIENT spans per statement, SQLAlchemy's and psycopg's side by side "
+        "(siblings under the caller's span; two error spans for the failing one)"
+    )
+    compat_row(
+        "SQLAlchemy + psycopg",
+        "PostgreSQL 15 through postgresql+psycopg://"
+        + (" with --disabled-instrumentations psycopg" if disabled else ", both instrumentors"),
+        [
+            "same output and exit code as bare",
+            layers,
+            "the job's records carry its trace and span id on stdout and over OTLP",
+            "one error record",
+            "no WARNING/ERROR from the wrapper",
+        ],
+        distribution="sqlalchemy",
+        notes=[instrumentation("sqlalchemy"), instrumentation("psycopg")],
     )
