@@ -592,6 +592,11 @@ class LogPipeline:
         steps = [step for step in self.processors if not isinstance(step, EmitToOTel)]
         return LogPipeline(steps, self._on_error)
 
+    def without_json(self) -> LogPipeline:
+        """The same steps minus the JSON line: a record the app's own handler printed."""
+        steps = [step for step in self.processors if not isinstance(step, WriteJson)]
+        return LogPipeline(steps, self._on_error)
+
     def __call__(self, name: str, level: int, event: EventDict) -> None:
         try:
             for processor in self.processors:

@@ -255,9 +255,24 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
         return None
     handler = JsonLogHandler()
     root.addHandler(handler)
+    from otel_tdd import logging_guard
+
+    # The app's own basicConfig/dictConfig/fileConfig keep their effect and not ours away.
+    logging_guard.install(
+        handler,
+        exporting=bool(settings.logs_exporters),
+        debug=settings.log_level < logging.INFO,
+    )
     if settings.framework_logs:
         framework_logs.install()  # import hooks only: nothing runs until a server is imported
     return handler
+
+
+def _remove_logging(handler: JsonLogHandler) -> None:
+    from otel_tdd import logging_guard
+
+    logging_guard.uninstall(handler)
+    logging.getLogger().removeHandler(handler)
 
 
 def is_configured() -> bool:
@@ -361,7 +376,7 @@ def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime
     catalog.bind(meter, settings.metric_cardinality_limit)
     handler = _install_logging(settings)
     if handler is not None:
-        runtime.closers.append(lambda: logging.getLogger().removeHandler(handler))
+        runtime.closers.append(lambda: _remove_logging(handler))
     _runtime.install(runtime)
     try:
         _start_extensions(runtime)

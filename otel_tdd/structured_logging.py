@@ -26,6 +26,7 @@ from otel_tdd.correlation import correlation_context
 from otel_tdd.log_pipeline import (
     SPAN_KEY,
     EventDict,
+    LogPipeline,
     RateLimit,
     TraceIdSampler,
     format_timestamp,
@@ -267,6 +268,10 @@ class JsonLogHandler(logging.Handler):
 
     def __init__(self, level: int = logging.NOTSET) -> None:
         super().__init__(level)
+        # Set by otel_tdd.logging_guard once the app configured logging: True for a record
+        # the app's own console handlers have, which then goes over OTLP only.
+        self.app_owns_record: Callable[[logging.LogRecord], bool] | None = None
+        self._json_less: tuple[object, LogPipeline | None] = (None, None)
 
     def handle(self, record: logging.LogRecord) -> bool:
         """As ``Handler.handle`` without the handler lock: every step of the pipeline is
@@ -281,6 +286,12 @@ class JsonLogHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        runtime = _runtime.RUNTIME or _runtime.current()
+        pipeline = runtime.stdlib_pipeline
+        if self.app_owns_record is not None and self.app_owns_record(record):
+            if runtime.logger_provider is None:
+                return  # no OTLP logs: nothing left for us to do with it
+            pipeline = self._without_json(pipeline)
         try:
             message = record.getMessage()
         except Exception:  # a bad %-format in someone's log call must not crash the app
@@ -301,7 +312,14 @@ class JsonLogHandler(logging.Handler):
             event["exception"] = "".join(traceback.format_exception(*record.exc_info))
         elif record.exc_text:
             event["exception"] = record.exc_text
-        (_runtime.RUNTIME or _runtime.current()).stdlib_pipeline(record.name, record.levelno, event)
+        pipeline(record.name, record.levelno, event)
+
+    def _without_json(self, pipeline: LogPipeline) -> LogPipeline:
+        built, json_less = self._json_less
+        if built is not pipeline or json_less is None:
+            json_less = pipeline.without_json()
+            self._json_less = (pipeline, json_less)
+        return json_less
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib's name
         # The pipeline reports its own failures; stdlib's default prints a traceback per record.

@@ -94,6 +94,10 @@ def start(*, instrument: bool = True) -> None:
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
     _install_glue_for_exceptions()
+    # A Celery worker would drop our root handler and exit its pool processes unflushed.
+    from otel_tdd.integrations import celery
+
+    celery.install(keep_logging=runtime.settings.capture_logging)
     if instrument:
         superseded = {
             name

@@ -1,0 +1,290 @@
+"""When the app configures logging itself: its choices kept, our export never lost.
+
+Most real apps call ``logging.basicConfig``, ``logging.config.dictConfig`` or
+``fileConfig`` (a Celery worker: otel_tdd/integrations/celery.py). With our JSON
+handler already on the root logger, each of them went wrong, silently:
+``basicConfig(level=DEBUG, format=...)`` did nothing at all (the root has a
+handler); ``basicConfig(force=True)``, a ``dictConfig`` with a ``root`` section and
+``fileConfig`` removed our handler, and with it the JSON on
+stdout and every OTLP log record; a named logger given a console handler that
+propagates wrote each line twice, in its format and as JSON.
+
+What :func:`install` arranges instead (docs/logging.md, "Apps that configure
+logging"):
+
+- the app's call runs as it would without us (``basicConfig`` sees a root logger
+  without our handler): its levels, formats and handlers are the app's; except that
+  ``basicConfig(level=...)`` alone, which chooses no format, stream or handler, only
+  sets the level and keeps our JSON (the most common line in apps, and no look chosen);
+- right after it, our handler is back on the root logger, last, so every record
+  still reaches the pipeline and goes over OTLP with its trace context;
+- a record that one of the app's console handlers (stdout, stderr) wrote is not
+  written again as JSON; once the app puts a console handler on the *root* logger,
+  the console is the app's: no JSON on stdout for stdlib records, and one warning
+  on stderr says so;
+- each record an app handler writes carries ``otelTraceID``, ``otelSpanID``,
+  ``otelTraceSampled`` and ``otelServiceName`` (the names of
+  opentelemetry-instrumentation-logging, which otel-tdd replaces), so a format
+  such as ``%(otelTraceID)s`` shows the correlation.
+
+We wrap the three functions (``logging.config``'s when it is imported) rather than
+watch every record: a process whose app configures nothing pays nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import threading
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context, trace
+
+if TYPE_CHECKING:
+    from otel_tdd.structured_logging import JsonLogHandler
+
+__all__ = ["CORRELATION_FIELDS", "after_config", "app_owns_record", "install", "uninstall"]
+
+# The record attributes an app's format may use, as opentelemetry-instrumentation-logging
+# names them (formats written for opentelemetry-instrument work unchanged).
+CORRELATION_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
+# Set on a record by an app console handler that wrote it; popped by our handler.
+_WRITTEN = "_otel_tdd_on_app_console"
+_PATCHED = "_otel_tdd_logging_guard"
+
+
+class _State:
+    """The handler we keep on the root logger, and what the app's configuration did."""
+
+    def __init__(self) -> None:
+        self.handler: JsonLogHandler | None = None
+        self.service_name = ""
+        # The app put a console handler on the root logger: stdlib records are its to print.
+        self.root_console = False
+        self.warned = False
+        self.exporting = False
+        self.lock = threading.Lock()
+
+
+_state = _State()
+
+
+class _Correlate(logging.Filter):
+    """Appended last to an app's handler: runs only when every other filter let the
+    record through, so it marks exactly the records that handler writes."""
+
+    def __init__(self, console: bool) -> None:
+        super().__init__()
+        self.console = console
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and _exporting_now():
+            return False
+        attributes = record.__dict__
+        if "otelTraceID" not in attributes:
+            span_context = trace.get_current_span().get_span_context()
+            valid = span_context.is_valid  # outside a span: "0", as the instrumentor writes
+            attributes["otelTraceID"] = format(span_context.trace_id, "032x") if valid else "0"
+            attributes["otelSpanID"] = format(span_context.span_id, "016x") if valid else "0"
+            attributes["otelTraceSampled"] = span_context.trace_flags.sampled
+            attributes["otelServiceName"] = _state.service_name
+        if self.console:
+            attributes[_WRITTEN] = True
+        return True
+
+
+def _exporting_now() -> bool:
+    """True inside the SDK's own export: the DEBUG records of its HTTP client (urllib3's
+    "POST /v1/logs" lines, once the root is at DEBUG) are our traffic, not the app's:
+    neither printed nor exported (each export would log the next). Warnings (a retry,
+    a refused connection) still are."""
+    return bool(context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY))
+
+
+class _NotOurTraffic(logging.Filter):
+    """On our handler once DEBUG records can reach it (a filter costs every record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or not _exporting_now()
+
+
+def _drop_our_traffic(handler: JsonLogHandler) -> None:
+    if not any(isinstance(f, _NotOurTraffic) for f in handler.filters):
+        handler.addFilter(_NotOurTraffic())
+
+
+def app_owns_record(record: logging.LogRecord) -> bool:
+    """Called by our handler for each record once the app configured logging: True when
+    the app's console handlers have it (written, or the root's console is theirs), so it
+    goes over OTLP only. Removes what :class:`_Correlate` added, which is no ``data``."""
+    attributes = record.__dict__
+    written = attributes.pop(_WRITTEN, False)
+    if "otelTraceID" in attributes:
+        for name in CORRELATION_FIELDS:
+            attributes.pop(name, None)
+    return written or _state.root_console
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    return stream is not None and stream in (
+        sys.stdout,
+        sys.stderr,
+        sys.__stdout__,
+        sys.__stderr__,
+    )
+
+
+def _loggers() -> list[logging.Logger]:
+    existing = list(logging.Logger.manager.loggerDict.values())  # other threads may add
+    return [logging.getLogger(), *(lg for lg in existing if isinstance(lg, logging.Logger))]
+
+
+def after_config(source: str) -> None:
+    """Our handler back on the root logger, last; the app's handlers correlated and marked."""
+    handler = _state.handler
+    if handler is None:
+        return
+    root = logging.getLogger()
+    if handler in root.handlers:
+        root.removeHandler(handler)
+    root.addHandler(handler)  # last: the app's root handlers mark a record before ours sees it
+    root_console = False
+    for logger in _loggers():
+        for app_handler in logger.handlers:
+            if app_handler is handler or not _is_app_handler(app_handler):
+                continue
+            console = _is_console(app_handler)
+            root_console = root_console or (console and logger is root)
+            if not any(isinstance(f, _Correlate) for f in app_handler.filters):
+                app_handler.addFilter(_Correlate(console))
+    _state.root_console = root_console
+    _drop_our_traffic(handler)
+    handler.app_owns_record = app_owns_record
+    _enable_our_loggers()
+    if root_console and not _state.warned:
+        _state.warned = True
+        export = (
+            "they are still exported over OTLP with their trace context"
+            if _state.exporting
+            else "OTLP log export is off"
+        )
+        print(
+            f"otel-tdd: the app's logging configuration ({source}) put a console handler on "
+            "the root logger: log lines are written in the app's format instead of as JSON "
+            f"on stdout; {export}; its format may use %(otelTraceID)s and %(otelSpanID)s "
+            "(docs/logging.md, 'Apps that configure logging')",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _enable_our_loggers() -> None:
+    """``disable_existing_loggers`` (the default of dictConfig and fileConfig) silences every
+    logger the app's configuration does not name, ours and the SDK's with them: an export
+    failure would then pass unsaid. Those few stay on; the app's choice holds for the rest."""
+    for logger in _loggers():
+        if logger.disabled and logger.name.startswith(("otel_tdd", "opentelemetry")):
+            logger.disabled = False
+
+
+def _app_consoles() -> bool:
+    return any(
+        _is_app_handler(h) and _is_console(h) for logger in _loggers() for h in logger.handlers
+    )
+
+
+def _is_app_handler(handler: logging.Handler) -> bool:
+    # Our own handlers (the JSON one, framework_logs' ToJson) are otel-tdd's, not the app's.
+    return not type(handler).__module__.startswith("otel_tdd.")
+
+
+# basicConfig keywords that choose no output: a call with only these keeps our JSON.
+_LEVEL_ONLY = frozenset({"level", "force"})
+
+
+def _level_only(root: logging.Logger, handler: JsonLogHandler, kwargs: dict[str, Any]) -> None:
+    """``basicConfig(level=...)`` (``force=True`` too) names no format, stream or handler:
+    the app wants its level, not a look, so it gets the level and keeps our JSON as its
+    console. As stdlib's, the call does nothing when the root already has another handler
+    (unless forced, which removes those)."""
+    others = [h for h in root.handlers if h is not handler]
+    if others and not kwargs.get("force"):
+        return
+    for other in others:
+        root.removeHandler(other)
+        other.close()
+    if kwargs.get("level") is not None:
+        root.setLevel(kwargs["level"])
+
+
+def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
+    """Wrap ``owner.name`` (a logging configuration function) once."""
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, _PATCHED, False):
+        return
+    source = f"{owner.__name__}.{name}"
+
+    @functools.wraps(original)
+    def configure_then_keep_ours(*args: Any, **kwargs: Any) -> Any:
+        handler = _state.handler
+        if handler is None:
+            return original(*args, **kwargs)
+        root = logging.getLogger()
+        if clear_root and not args and kwargs.keys() <= _LEVEL_ONLY:
+            _level_only(root, handler, kwargs)
+            after_config(source)
+            return None
+        if clear_root and handler in root.handlers:
+            # basicConfig does nothing on a root logger that has a handler: as without us.
+            root.removeHandler(handler)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            after_config(source)
+
+    setattr(configure_then_keep_ours, _PATCHED, True)
+    setattr(owner, name, configure_then_keep_ours)
+
+
+def _wrap_logging_config(module: ModuleType) -> None:
+    _wrap(module, "dictConfig")
+    _wrap(module, "fileConfig")
+
+
+def install(handler: JsonLogHandler, *, exporting: bool, debug: bool = False) -> None:
+    """Keep ``handler`` on the root logger through the app's logging configuration;
+    ``exporting``: OTLP logs are on (what the warning can promise); ``debug``: the root
+    starts at DEBUG (our export's own records must be kept out)."""
+    from otel_tdd.auto.import_hooks import when_imported
+
+    resource = getattr(trace.get_tracer_provider(), "resource", None)
+    with _state.lock:
+        first = _state.handler is None and not getattr(logging.basicConfig, _PATCHED, False)
+        _state.handler = handler
+        _state.service_name = str(resource.attributes.get("service.name", "")) if resource else ""
+        _state.exporting = exporting
+        _state.root_console = False
+    if first:
+        _wrap(logging, "basicConfig", clear_root=True)
+        when_imported("logging.config", _wrap_logging_config)
+    if debug:
+        _drop_our_traffic(handler)
+    if _app_consoles():
+        # configure() called after the app set its logging up: the same rules apply.
+        after_config("set up before otel-tdd was configured")
+
+
+def uninstall(handler: JsonLogHandler) -> None:
+    """After shutdown(): the app's configuration calls are plain again."""
+    with _state.lock:
+        if _state.handler is handler:
+            _state.handler = None
+            _state.root_console = False
+            handler.app_owns_record = None
+            for own in [f for f in handler.filters if isinstance(f, _NotOurTraffic)]:
+                handler.removeFilter(own)
