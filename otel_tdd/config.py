@@ -170,17 +170,39 @@ def parse_level(variable: str, value: object) -> int:
     return level
 
 
+def _masked(value: object) -> str:
+    """``value`` with the password of a URL's user-info replaced by ``***``, for messages."""
+    text = str(value)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    netloc, slash, tail = rest.partition("/")
+    if "@" not in netloc:
+        return text
+    userinfo, _, host = netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    shown = f"{user}:***" if ":" in userinfo else user
+    return f"{scheme}://{shown}@{host}{slash}{tail}"
+
+
 def parse_endpoint(variable: str, value: object) -> str:
-    """An OTLP endpoint must be a URL with an http(s) scheme and a host, as the spec says."""
+    """An OTLP endpoint must be a URL with an http(s) scheme and a host, as the spec says.
+
+    Whitespace or control characters anywhere (``http://a b``) are refused: no
+    request can carry them. Errors never show a password from the URL.
+    """
     text = str(value).strip()
     accepted = "a URL like http://127.0.0.1:4318 (scheme http or https, a host, optional port)"
+    shown = _masked(value)
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise ConfigError(variable, shown, accepted + ", without spaces or control characters")
     try:
         parts = urlsplit(text)
         port = parts.port  # raises ValueError on a non-numeric or out-of-range port
     except ValueError:
-        raise ConfigError(variable, value, accepted) from None
+        raise ConfigError(variable, shown, accepted) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(variable, value, accepted)
+        raise ConfigError(variable, shown, accepted)
     del port
     return text
 
@@ -288,8 +310,18 @@ def _parse_limit(variable: str, value: object) -> int:
     return limit
 
 
-def _parse_url(variable: str, value: object) -> str:
-    return parse_endpoint(variable, value).rstrip("/")
+def _parse_alertmanager_url(variable: str, value: object) -> str:
+    """urllib/http.client ignore user:password in a URL: refuse it rather than fail at send."""
+    url = parse_endpoint(variable, value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            variable,
+            _masked(url),
+            "a URL without user:password (credentials in the URL are never sent; put "
+            "Alertmanager behind an authenticating proxy and give its plain URL)",
+        )
+    return url
 
 
 # (argument of configure(), environment variable, parser) for every one-value setting.
@@ -309,7 +341,7 @@ SIMPLE_KNOBS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ("metric_cardinality_limit", "OTEL_TDD_METRIC_CARDINALITY_LIMIT", _parse_limit),
     ("ops_port", "OTEL_TDD_OPS_PORT", parse_port),
     ("ops_host", "OTEL_TDD_OPS_HOST", _parse_text),
-    ("alertmanager_url", "OTEL_TDD_ALERTMANAGER_URL", _parse_url),
+    ("alertmanager_url", "OTEL_TDD_ALERTMANAGER_URL", _parse_alertmanager_url),
 )
 
 
