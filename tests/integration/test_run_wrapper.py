@@ -416,3 +416,29 @@ def test_options_after_the_command_belong_to_the_command(tmp_path: Path) -> None
     result = run(["python", str(script), "--help", "--service-name", "x"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['--help', '--service-name', 'x']"
+
+
+def test_the_exit_path_says_in_one_line_when_telemetry_was_lost() -> None:
+    """Spans pushed out of a full queue are lost: the wrapped process says so as it exits."""
+    script = "from opentelemetry import trace\nt = trace.get_tracer('x')\n" + (
+        "for i in range(200):\n    t.start_span(f's{i}').end()\n"
+    )
+    result = run(
+        ["python", "-c", script],
+        env=clean_env(
+            {
+                "OTEL_SERVICE_NAME": "lossy",
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # discard: refused
+                "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "2",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2",
+                "OTEL_BSP_SCHEDULE_DELAY": "600000",
+                "OTEL_TDD_LOG_STREAM": "none",
+            }
+        ),
+    )
+    lines = [line for line in result.stderr.splitlines() if "telemetry was lost" in line]
+    assert len(lines) == 1, result.stderr
+    assert "traces" in lines[0]
