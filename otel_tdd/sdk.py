@@ -8,8 +8,10 @@ installed, so a failure leaves nothing half-configured.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -367,6 +369,7 @@ def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime
     if handler is not None:
         runtime.closers.append(lambda: logging.getLogger().removeHandler(handler))
     _dropped_at_configure[runtime.generation] = dropped_totals()
+    _register_fork_hook()
     _runtime.install(runtime)
     try:
         _start_extensions(runtime)
@@ -374,6 +377,44 @@ def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime
         shutdown()
         raise
     return runtime
+
+
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    """Once per process, not per configure(): each registration lives until exit."""
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+
+
+def _after_fork_in_child() -> None:
+    """What the parent's threads did is not the child's to stop.
+
+    The SDK re-creates its own export threads in the child and gives the
+    providers a new ``service.instance.id``. Ours: the ops server's selector
+    thread stayed in the parent (which keeps serving the probes), so the child
+    only closes its copies of the sockets; the Alertmanager sender thread stayed
+    there too, so the child starts its own on its first alert. Without this, the
+    child's shutdown() waited forever for a thread that does not exist.
+    """
+    runtime = _runtime.RUNTIME
+    if runtime is None or runtime.closed:
+        return
+    server = runtime.extras.pop("ops_server", None)
+    if server is not None:
+        runtime.closers[:] = [
+            c for c in runtime.closers if getattr(c, "__self__", None) is not server
+        ]
+        with contextlib.suppress(Exception):
+            server.stop()  # in a child: closes the inherited sockets, waits for nothing
+    client = runtime.extras.pop("alertmanager", None)
+    if client is not None:
+        runtime.drains[:] = [
+            d for d in runtime.drains if getattr(d, "__self__", None) is not client
+        ]
 
 
 def _start_extensions(runtime: _runtime.Runtime) -> None:
