@@ -394,6 +394,18 @@ def annotation_names(data: Mapping[str, Any]) -> dict[str, str]:
     return names
 
 
+def _channel_items(channels: Sequence[str]) -> list[str]:
+    """Each channel once, stripped, in order: the routing tree matches whole comma-separated
+    items (``channel=~"(.*,)?slack(,.*)?"``), so ``" slack"`` must arrive as ``slack``."""
+    items: list[str] = []
+    for channel in channels:
+        for item in str(channel).split(","):
+            name = item.strip()
+            if name and name not in items:
+                items.append(name)
+    return items
+
+
 def build_payload(
     name: str,
     data: Mapping[str, Any],
@@ -405,8 +417,9 @@ def build_payload(
     """Alertmanager v2 alert: labels route it, annotations describe it (all strings)."""
     now = datetime.now(timezone.utc)
     labels = {"alertname": name, "severity": severity, "service": service, "source": "code"}
-    if channels:
-        labels["channel"] = ",".join(channels)
+    items = _channel_items(channels)
+    if items:
+        labels["channel"] = ",".join(items)
     annotations = {
         "summary": str(data.get("summary") or name.replace("_", " ")),
         "description": str(

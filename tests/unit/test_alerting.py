@@ -499,3 +499,10 @@ def test_a_sender_hit_by_an_unexpected_error_goes_on(
     flush()
     assert alerting.metric_value("tdd_alerts_failed_total", {"reason": "error"}) == 1
     assert [a["labels"]["alertname"] for a in fake_am.alerts()] == ["first", "third"]
+
+
+def test_channels_are_sent_as_whole_stripped_items_for_exact_routing() -> None:
+    from otel_tdd.alerting import build_payload
+
+    payload = build_payload("x", {}, "critical", [" slack", "email,slack", "", "noslackhere"], "s")
+    assert payload["labels"]["channel"] == "slack,email,noslackhere"
