@@ -278,6 +278,8 @@ class _Server:
     def close_sockets(self) -> None:
         for sock in (self.listener, self._wake_r, self._wake_w):
             _close(sock)
+        with contextlib.suppress(OSError):
+            self._selector.close()  # in a forked child nothing else will
 
 
 def _whole(head: bytes | bytearray) -> bool:
