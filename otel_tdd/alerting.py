@@ -25,11 +25,12 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
 from otel_tdd import _runtime
+from otel_tdd.config import without_password
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import StructuredLogger
@@ -85,29 +86,15 @@ def _refuse_credentials(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
-            f"Alertmanager URL {_without_password(url)!r} is invalid: expected http(s)://host[:port]"
+            f"Alertmanager URL {without_password(url)!r} is invalid: expected http(s)://host[:port]"
         )
     if parts.username is not None or parts.password is not None:
         raise ValueError(
-            f"Alertmanager URL {_without_password(url)!r} carries credentials, which are not "
+            f"Alertmanager URL {without_password(url)!r} carries credentials, which are not "
             "sent: put Alertmanager behind a proxy that authenticates, and give its URL "
             "without user:password"
         )
     return url
-
-
-def _without_password(url: str) -> str:
-    """``url`` with any password in its user-info replaced by ``***`` (for messages)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if "@" not in parts.netloc:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    masked = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
-    return urlunsplit(parts._replace(netloc=masked))
 
 
 class AlertmanagerClient:
@@ -166,7 +153,7 @@ class AlertmanagerClient:
                 if payload is None:
                     return
                 self._deliver(payload)
-            except BaseException:
+            except BaseException:  # _deliver counts what it can; the sender must outlive it
                 pass
             finally:
                 self._queue.task_done()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["KNOBS", "ConfigError", "Settings", "load_settings"]
+__all__ = ["KNOBS", "ConfigError", "Settings", "load_settings", "without_password"]
 
 SIGNALS = ("traces", "metrics", "logs")
 SAMPLERS = (
@@ -209,7 +209,7 @@ def parse_level(variable: str, value: object) -> int:
     return level
 
 
-def _masked(value: object) -> str:
+def without_password(value: object) -> str:
     """``value`` with the password of a URL's user-info replaced by ``***``, for messages."""
     text = str(value)
     scheme, sep, rest = text.partition("://")
@@ -232,7 +232,7 @@ def parse_endpoint(variable: str, value: object) -> str:
     """
     text = str(value).strip()
     accepted = "a URL like http://127.0.0.1:4318 (scheme http or https, a host, optional port)"
-    shown = _masked(value)
+    shown = without_password(value)
     if any(char.isspace() or not char.isprintable() for char in text):
         raise ConfigError(variable, shown, accepted + ", without spaces or control characters")
     try:
@@ -493,7 +493,7 @@ def _parse_alertmanager_url(variable: str, value: object) -> str:
     if parts.username is not None or parts.password is not None:
         raise ConfigError(
             variable,
-            _masked(url),
+            without_password(url),
             "a URL without user:password (credentials in the URL are never sent; put "
             "Alertmanager behind an authenticating proxy and give its plain URL)",
         )
