@@ -777,11 +777,11 @@ class LocalStack:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One `up`/`down` at a time per state dir (two shells, two test workers)."""
-        make_private_dir(self.state_dir)
+        make_private_dir(self.state_dir, self.state_dir)
         import fcntl
 
         # Never truncated, never followed: a .lock symlink is refused.
-        fd = open_private(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT)
+        fd = open_private(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT, root=self.state_dir)
         with os.fdopen(fd, "r+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -845,7 +845,7 @@ class LocalStack:
             self.state_file.unlink(missing_ok=True)
             return
         tmp = self.state_file.with_suffix(".tmp")
-        write_private(tmp, json.dumps(self._state.to_json(), indent=2) + "\n")
+        write_private(tmp, json.dumps(self._state.to_json(), indent=2) + "\n", self.state_dir)
         os.replace(tmp, self.state_file)  # replaces a link itself, never its target
 
     def _is_ours(self, component: str) -> bool:

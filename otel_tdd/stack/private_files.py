@@ -51,6 +51,30 @@ def make_private_dir(path: Path, root: Path | None = None) -> Path:
     ``path`` may be a symlink. The leaf, if ours, is set to 0700 even when it
     existed (an older version made it 0755).
     """
+    below: tuple[str, ...] = ()
+    top = path
+    if root is not None and path != root and path.is_relative_to(root):
+        below, top = path.relative_to(root).parts, root
+    _make_dirs(top)  # the state directory itself (the user's choice, link or not)
+    current = top
+    for part in below:  # each level checked before anything is made inside it
+        current = current / part
+        if not os.path.lexists(current):
+            _make_dirs(current)
+        _check_dir(current)
+    if path == root:  # followed if it is a link: the user chose it
+        info = os.stat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise _refuse(path, "not a directory")
+    else:
+        info = _check_dir(path)
+    if stat.S_IMODE(info.st_mode) != DIR_MODE and info.st_uid == os.getuid():
+        os.chmod(path, DIR_MODE)
+    return path
+
+
+def _make_dirs(path: Path) -> None:
+    """``mkdir -p``, each directory made with mode 0700."""
     missing: list[Path] = []
     current = path
     while not os.path.lexists(current) and current.parent != current:
@@ -59,15 +83,6 @@ def make_private_dir(path: Path, root: Path | None = None) -> Path:
     for directory in reversed(missing):
         with contextlib.suppress(FileExistsError):
             os.mkdir(directory, DIR_MODE)
-    if root is not None and path.is_relative_to(root):
-        current = root  # the state directory itself is the user's choice, link or not
-        for part in path.relative_to(root).parts:
-            current = current / part
-            _check_dir(current)
-    info = _check_dir(path)
-    if stat.S_IMODE(info.st_mode) != DIR_MODE and info.st_uid == os.getuid():
-        os.chmod(path, DIR_MODE)
-    return path
 
 
 def _check_dir(path: Path) -> os.stat_result:

@@ -308,3 +308,43 @@ def test_configure_with_a_busy_port_fails_clearly_and_leaves_nothing_configured(
         with pytest.raises(OSError, match=f"port {port} is already in use"):
             otel_tdd.configure("ops-busy", ops_port=port, log_stream="none")
     assert not otel_tdd.is_configured()
+
+
+def test_past_the_open_connection_cap_the_oldest_waiting_client_makes_room(
+    otel_capture: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_tdd import ops_server
+
+    monkeypatch.setattr(ops_server, "MAX_OPEN_CONNECTIONS", 8)
+    with start_ops_server("127.0.0.1", 0, HealthMonitor()) as running:
+        slow = []
+        for _ in range(8):
+            conn = socket.create_connection((running.host, running.port), timeout=5)
+            conn.sendall(b"GET /health/live HTTP/1.1\r\n")  # never finished
+            slow.append(conn)
+            time.sleep(0.02)  # so that "oldest" is well defined
+        try:
+            assert get(running.url + "/health/live")[0] == 200
+            assert slow[0].recv(100) == b""  # the oldest was closed to make room
+        finally:
+            for conn in slow:
+                conn.close()
+
+
+def test_a_request_head_that_never_completes_is_dropped_after_the_head_timeout(
+    otel_capture: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_tdd import ops_server
+
+    monkeypatch.setattr(ops_server, "HEAD_TIMEOUT_S", 0.5)
+    with start_ops_server("127.0.0.1", 0, HealthMonitor()) as running:
+        with socket.create_connection((running.host, running.port), timeout=5) as conn:
+            started = time.monotonic()
+            conn.sendall(b"GET /health/live HTTP/1.1\r\n")
+            while time.monotonic() - started < 3:
+                try:
+                    conn.sendall(b"X-Slow: 1\r\n")  # a line every 0.1 s: never idle
+                except OSError:
+                    break
+                time.sleep(0.1)
+            assert time.monotonic() - started < 3, "the trickling client was never dropped"
