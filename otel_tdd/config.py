@@ -343,6 +343,20 @@ _SDK_LIMITS = (
     "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
 )
 _SDK_DEFAULT_QUEUE_SIZE = 2048
+# Words the SDK takes; on anything else it raises a bare ValueError (the exemplar filter,
+# the gRPC exporter's compression) or falls back in silence (the HTTP exporter's).
+_SDK_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("OTEL_METRICS_EXEMPLAR_FILTER", ("always_on", "always_off", "trace_based")),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", ("cumulative", "delta", "lowmemory")),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        ("explicit_bucket_histogram", "base2_exponential_bucket_histogram"),
+    ),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", ("gzip", "deflate", "none")),
+    ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", ("gzip", "deflate", "none")),
+    ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", ("gzip", "deflate", "none")),
+    ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", ("gzip", "deflate", "none")),
+)
 
 
 def _validate_sdk_env(environ: Mapping[str, str]) -> None:
@@ -380,6 +394,10 @@ def _validate_sdk_env(environ: Mapping[str, str]) -> None:
     value = _env(environ, "OTEL_PROPAGATORS")
     if value is not None:
         _validate_propagators(value)
+    for name, choices in _SDK_CHOICES:
+        value = _env(environ, name)
+        if value is not None:
+            parse_choice(name, value, choices)
 
 
 def _validate_propagators(value: str) -> None:
@@ -406,6 +424,11 @@ def _validate_otlp_env(environ: Mapping[str, str]) -> None:
         value = _env(environ, name)
         if value is not None:
             parse_headers(name, value)
+    for suffix in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"):
+        for name in [f"OTEL_EXPORTER_OTLP_{suffix}", *(_signal_env(s, suffix) for s in SIGNALS)]:
+            value = _env(environ, name)
+            if value is not None and not os.path.isfile(value):
+                raise ConfigError(name, value, "the path of a readable PEM file")
     for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", *(_signal_env(s, "TIMEOUT") for s in SIGNALS)]:
         value = _env(environ, name)
         if value is not None:

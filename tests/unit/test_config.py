@@ -60,6 +60,10 @@ SDK_BAD_VALUES = [
     ("OTEL_TDD_LOG_SAMPLE_RATE", "nan", "0.0 to 1.0"),
     ("OTEL_TDD_METRIC_CARDINALITY_LIMIT", "1_000", "from 1 to"),
     ("OTEL_TDD_METRIC_CARDINALITY_LIMIT", "10000000000000000000", "from 1 to 1000000"),
+    ("OTEL_METRICS_EXEMPLAR_FILTER", "bogus", "trace_based"),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", "zip", "gzip, deflate, none"),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes", "cumulative, delta"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable PEM file"),
 ]
 BAD_VALUES += SDK_BAD_VALUES
 
