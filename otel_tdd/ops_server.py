@@ -293,11 +293,12 @@ def _close(sock: socket.socket) -> None:
 
 
 def _send_and_close(sock: socket.socket, payload: bytes) -> None:
-    """A tiny answer into an (almost surely) empty socket buffer, then close."""
+    """A tiny answer, without waiting (the selector thread must never block on a client),
+    then close. It fits an empty socket buffer; a client that left its buffer full gets
+    what fits."""
     with contextlib.suppress(OSError):
-        sock.setblocking(True)
-        sock.settimeout(0.5)
-        sock.sendall(payload)
+        sock.setblocking(False)
+        sock.send(payload)
     _close(sock)
 
 
