@@ -327,8 +327,15 @@ def test_sigterm_reaches_the_command_and_the_last_records_are_flushed(
     exported = collector.wait_for(spans, 20, "every work item")
     # GracefulShutdown's own span and records are exported too: the flush came last.
     assert any(s["name"] == "graceful_shutdown" for s in exported)
-    logs = [r for r in collector.logs() if r["service_name"] == "sigterm-worker"]
-    assert {f"item {len(done)} done", "Graceful shutdown started"} <= {r["body"] for r in logs}
+    wanted = {f"item {len(done)} done", "Graceful shutdown started"}
+
+    def logs() -> set[str]:
+        # Waited for like the spans: the Collector writes each signal's file on its own
+        # batch timer, so the records can land a moment after the spans.
+        bodies = {r["body"] for r in collector.logs() if r["service_name"] == "sigterm-worker"}
+        return bodies if wanted <= bodies else set()
+
+    assert wanted <= collector.wait_for(logs, 20, "the last records")
 
 
 def test_sigint_is_left_to_python_a_keyboard_interrupt(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from otel_tdd.health_check import HealthMonitor
+from otel_tdd.health_check import HealthMonitor, clear_shutting_down
 from otel_tdd.ops_server import OpsServer, start_ops_server
 
 RUN_S = 8.0
@@ -81,6 +81,7 @@ class Trickler:
 
 @pytest.fixture
 def server(otel_capture: object) -> Iterator[OpsServer]:
+    clear_shutting_down()  # readiness is 503 while a shutdown is marked (an earlier test's)
     with start_ops_server("127.0.0.1", 0, HealthMonitor()) as running:
         yield running
 
