@@ -41,6 +41,9 @@ class Runtime:
     stdlib_pipeline: LogPipeline
     # Callables run by shutdown() before the providers flush (ops server, handlers).
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Queues that shutdown() drains before the providers flush, each given the seconds it
+    # may take; each returns False when it had to drop something (alerts still queued).
+    drains: list[Callable[[float], bool]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     # True after shutdown(): records still print, nothing is exported, and first use does
     # not configure again (a log line in a late `finally` must not revive exporters).

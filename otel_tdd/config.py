@@ -12,14 +12,17 @@ leave the reading to the SDK so its documented behaviour holds exactly.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["KNOBS", "ConfigError", "Settings", "load_settings"]
+__all__ = ["KNOBS", "ConfigError", "Settings", "load_settings", "without_password"]
 
 SIGNALS = ("traces", "metrics", "logs")
 SAMPLERS = (
@@ -136,24 +139,60 @@ def parse_bool(variable: str, value: object) -> bool:
     raise ConfigError(variable, value, "true or false")
 
 
+# Numbers are ASCII digits only: int() and float() also take "1_000" and Arabic-Indic
+# digits, which no other OTel SDK accepts, so a value that works here would break elsewhere.
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Above this a count or a size is a typo, not a setting (and int() would take any length).
+MAX_INT = 2**31 - 1
+
+
+def parse_int(
+    variable: str, value: object, minimum: int = 0, maximum: int = MAX_INT, accepted: str = ""
+) -> int:
+    """A whole number in ``minimum..maximum``, written with ASCII digits."""
+    accepted = accepted or f"a whole number from {minimum} to {maximum}"
+    if isinstance(value, bool):
+        raise ConfigError(variable, value, accepted)
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if not _INT_TEXT.fullmatch(text) or len(text) > 12:
+            raise ConfigError(variable, value, accepted)
+        number = int(text)
+    if not minimum <= number <= maximum:
+        raise ConfigError(variable, value, accepted)
+    return number
+
+
+def parse_number(
+    variable: str, value: object, minimum: float, maximum: float, accepted: str
+) -> float:
+    """A finite decimal number in ``minimum..maximum`` (ASCII); an underflow to 0 is refused."""
+    if isinstance(value, bool):
+        raise ConfigError(variable, value, accepted)
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        if not _FLOAT_TEXT.fullmatch(text):
+            raise ConfigError(variable, value, accepted)
+        number = float(text)
+        mantissa = re.split("[eE]", text)[0]
+        if number == 0.0 and any(digit in "123456789" for digit in mantissa):
+            raise ConfigError(variable, value, accepted + " (this one is too small to represent)")
+    if not math.isfinite(number) or not minimum <= number <= maximum:
+        raise ConfigError(variable, value, accepted)
+    return number
+
+
 def parse_ratio(variable: str, value: object) -> float:
-    try:
-        ratio = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(variable, value, "a number from 0.0 to 1.0") from None
-    if not 0.0 <= ratio <= 1.0:
-        raise ConfigError(variable, value, "a number from 0.0 to 1.0")
-    return ratio
+    return parse_number(variable, value, 0.0, 1.0, "a number from 0.0 to 1.0")
 
 
 def parse_port(variable: str, value: object) -> int:
-    try:
-        port = int(str(value))
-    except ValueError:
-        raise ConfigError(variable, value, "a TCP port number from 0 to 65535") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(variable, value, "a TCP port number from 0 to 65535")
-    return port
+    return parse_int(variable, value, 0, 65535, "a TCP port number from 0 to 65535")
 
 
 def parse_level(variable: str, value: object) -> int:
@@ -170,17 +209,39 @@ def parse_level(variable: str, value: object) -> int:
     return level
 
 
+def without_password(value: object) -> str:
+    """``value`` with the password of a URL's user-info replaced by ``***``, for messages."""
+    text = str(value)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    netloc, slash, tail = rest.partition("/")
+    if "@" not in netloc:
+        return text
+    userinfo, _, host = netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    shown = f"{user}:***" if ":" in userinfo else user
+    return f"{scheme}://{shown}@{host}{slash}{tail}"
+
+
 def parse_endpoint(variable: str, value: object) -> str:
-    """An OTLP endpoint must be a URL with an http(s) scheme and a host, as the spec says."""
+    """An OTLP endpoint must be a URL with an http(s) scheme and a host, as the spec says.
+
+    Whitespace or control characters anywhere (``http://a b``) are refused: no
+    request can carry them. Errors never show a password from the URL.
+    """
     text = str(value).strip()
     accepted = "a URL like http://127.0.0.1:4318 (scheme http or https, a host, optional port)"
+    shown = without_password(value)
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise ConfigError(variable, shown, accepted + ", without spaces or control characters")
     try:
         parts = urlsplit(text)
         port = parts.port  # raises ValueError on a non-numeric or out-of-range port
     except ValueError:
-        raise ConfigError(variable, value, accepted) from None
+        raise ConfigError(variable, shown, accepted) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(variable, value, accepted)
+        raise ConfigError(variable, shown, accepted)
     del port
     return text
 
@@ -202,11 +263,43 @@ def parse_exporters(variable: str, value: object, signal: str) -> tuple[str, ...
     return names
 
 
+# An HTTP header name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
 def parse_headers(variable: str, value: str) -> None:
-    """Headers are `key=value` pairs separated by commas (W3C baggage format)."""
+    """``key=value`` pairs separated by commas, percent-encoded (W3C baggage format).
+
+    Refused: a pair without ``=``, bad percent-encoding (``%E2%82``), a name that
+    is not an HTTP token, a control character (an encoded CR/LF) once decoded.
+    Errors name the header but never show the values, which are usually secrets.
+    """
+    names: list[str] = []
     for item in value.split(","):
-        if item.strip() and ("=" not in item or not item.split("=", 1)[0].strip()):
-            raise ConfigError(variable, value, "comma-separated key=value pairs")
+        if not item.strip():
+            continue
+        raw_name, sep, raw_value = item.partition("=")
+        shown = _headers_shown([*names, raw_name.strip()[:40]])
+        if not sep or not raw_name.strip():
+            raise ConfigError(variable, shown, "comma-separated key=value pairs")
+        try:
+            name = unquote(raw_name.strip(), errors="strict")
+            text = unquote(raw_value.strip(), errors="strict")
+        except UnicodeDecodeError:
+            raise ConfigError(
+                variable, shown, "key=value pairs with valid percent-encoding (UTF-8)"
+            ) from None
+        names.append(name)
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError(variable, shown, "header names made of letters, digits and -_.")
+        if any(not char.isprintable() for char in text):
+            raise ConfigError(
+                variable, shown, "header values without control characters (CR, LF, NUL...)"
+            )
+
+
+def _headers_shown(names: list[str]) -> str:
+    return "<headers " + ", ".join(repr(name) for name in names) + "; values not shown>"
 
 
 def parse_resource_attributes(variable: str, value: object) -> dict[str, str]:
@@ -225,6 +318,103 @@ def _otlp_endpoint_configured(environ: Mapping[str, str], signal: str) -> bool:
     )
 
 
+# The SDK's own knobs that make configure() raise a bare ValueError (or silently fall back)
+# on a bad value: (variable, minimum, accepted). "unset" is the SDK's word for no limit.
+_SDK_INTS: tuple[tuple[str, int], ...] = (
+    ("OTEL_BSP_MAX_QUEUE_SIZE", 1),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1),
+    ("OTEL_BSP_SCHEDULE_DELAY", 1),
+    ("OTEL_BSP_EXPORT_TIMEOUT", 0),
+    ("OTEL_BLRP_MAX_QUEUE_SIZE", 1),
+    ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 1),
+    ("OTEL_BLRP_SCHEDULE_DELAY", 1),
+    ("OTEL_BLRP_EXPORT_TIMEOUT", 0),
+)
+_SDK_LIMITS = (
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+)
+_SDK_DEFAULT_QUEUE_SIZE = 2048
+# Words the SDK takes; on anything else it raises a bare ValueError (the exemplar filter,
+# the gRPC exporter's compression) or falls back in silence (the HTTP exporter's).
+_SDK_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("OTEL_METRICS_EXEMPLAR_FILTER", ("always_on", "always_off", "trace_based")),
+    ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", ("cumulative", "delta", "lowmemory")),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        ("explicit_bucket_histogram", "base2_exponential_bucket_histogram"),
+    ),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", ("gzip", "deflate", "none")),
+    ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", ("gzip", "deflate", "none")),
+    ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", ("gzip", "deflate", "none")),
+    ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", ("gzip", "deflate", "none")),
+)
+
+
+def _validate_sdk_env(environ: Mapping[str, str]) -> None:
+    """Check the SDK's batching, interval and limit variables before the SDK reads them."""
+    for name, minimum in _SDK_INTS:
+        value = _env(environ, name)
+        if value is not None:
+            parse_int(name, value, minimum)
+    for prefix in ("OTEL_BSP", "OTEL_BLRP"):
+        batch = _env(environ, f"{prefix}_MAX_EXPORT_BATCH_SIZE")
+        queue_text = _env(environ, f"{prefix}_MAX_QUEUE_SIZE")
+        queue_size = int(queue_text) if queue_text is not None else _SDK_DEFAULT_QUEUE_SIZE
+        if batch is not None and int(batch) > queue_size:
+            raise ConfigError(
+                f"{prefix}_MAX_EXPORT_BATCH_SIZE",
+                batch,
+                f"a whole number from 1 to {prefix}_MAX_QUEUE_SIZE ({queue_size})",
+            )
+    value = _env(environ, "OTEL_METRIC_EXPORT_INTERVAL")
+    if value is not None:
+        interval = parse_number(
+            "OTEL_METRIC_EXPORT_INTERVAL", value, 0, math.inf, "milliseconds, a number above 0"
+        )
+        if interval == 0:
+            raise ConfigError(
+                "OTEL_METRIC_EXPORT_INTERVAL", value, "milliseconds, a number above 0"
+            )
+    value = _env(environ, "OTEL_METRIC_EXPORT_TIMEOUT")
+    if value is not None:
+        parse_number("OTEL_METRIC_EXPORT_TIMEOUT", value, 0, math.inf, "milliseconds, 0 or more")
+    for name in _SDK_LIMITS:
+        value = _env(environ, name)
+        if value is not None and value.lower() != "unset":
+            parse_int(name, value, 0, MAX_INT, "a whole number of 0 or more, or 'unset'")
+    value = _env(environ, "OTEL_PROPAGATORS")
+    if value is not None:
+        _validate_propagators(value)
+    for name, choices in _SDK_CHOICES:
+        value = _env(environ, name)
+        if value is not None:
+            parse_choice(name, value, choices)
+
+
+def _validate_propagators(value: str) -> None:
+    """The check opentelemetry.propagate makes at import, as a ConfigError at configure()."""
+    from importlib.metadata import entry_points
+
+    known = {entry.name for entry in entry_points(group="opentelemetry_propagator")}
+    for name in (item.strip() for item in value.split(",")):
+        if name and name.lower() != "none" and name not in known:
+            raise ConfigError(
+                "OTEL_PROPAGATORS",
+                value,
+                f"a comma-separated list of installed propagators ({', '.join(sorted(known))}) "
+                f"or none; {name!r} is not installed",
+            )
+
+
 def _validate_otlp_env(environ: Mapping[str, str]) -> None:
     for name in ["OTEL_EXPORTER_OTLP_ENDPOINT", *(_signal_env(s, "ENDPOINT") for s in SIGNALS)]:
         value = _env(environ, name)
@@ -234,6 +424,17 @@ def _validate_otlp_env(environ: Mapping[str, str]) -> None:
         value = _env(environ, name)
         if value is not None:
             parse_headers(name, value)
+    for suffix in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE"):
+        for name in [f"OTEL_EXPORTER_OTLP_{suffix}", *(_signal_env(s, suffix) for s in SIGNALS)]:
+            value = _env(environ, name)
+            if value is not None and not os.path.isfile(value):
+                raise ConfigError(name, value, "the path of a readable PEM file")
+    for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", *(_signal_env(s, "TIMEOUT") for s in SIGNALS)]:
+        value = _env(environ, name)
+        if value is not None:
+            timeout = parse_number(name, value, 0, math.inf, "a timeout above 0")
+            if timeout == 0:
+                raise ConfigError(name, value, "a timeout above 0")
 
 
 Pick = Callable[[str, str], "tuple[str, Any] | None"]
@@ -278,18 +479,48 @@ def _parse_keys(_variable: str, value: object) -> tuple[str, ...]:
     return tuple(str(k).strip().lower() for k in raw if str(k).strip())
 
 
+# Distinct values per attribute: beyond this the guard is no guard (memory per series).
+MAX_CARDINALITY_LIMIT = 1_000_000
+
+
 def _parse_limit(variable: str, value: object) -> int:
+    return parse_int(variable, value, 1, MAX_CARDINALITY_LIMIT)
+
+
+def _parse_host(variable: str, value: object) -> str:
+    """An interface to bind: an IP address or a host name, nothing else."""
+    text = str(value).strip()
+    accepted = "an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name"
+    if not text or any(char.isspace() or not char.isprintable() for char in text):
+        raise ConfigError(variable, value, accepted)
     try:
-        limit = int(str(value))
+        ipaddress.ip_address(text)
+        return text
     except ValueError:
-        limit = 0
-    if limit < 1:
-        raise ConfigError(variable, value, "a whole number of at least 1")
-    return limit
+        pass
+    if not _HOST_NAME.fullmatch(text):
+        raise ConfigError(variable, value, accepted)
+    return text
 
 
-def _parse_url(variable: str, value: object) -> str:
-    return parse_endpoint(variable, value).rstrip("/")
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _parse_alertmanager_url(variable: str, value: object) -> str:
+    """urllib/http.client ignore user:password in a URL: refuse it rather than fail at send."""
+    url = parse_endpoint(variable, value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            variable,
+            without_password(url),
+            "a URL without user:password (credentials in the URL are never sent; put "
+            "Alertmanager behind an authenticating proxy and give its plain URL)",
+        )
+    return url
 
 
 # (argument of configure(), environment variable, parser) for every one-value setting.
@@ -308,8 +539,8 @@ SIMPLE_KNOBS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
     ("performance_log_level", "OTEL_TDD_PERFORMANCE_LOG_LEVEL", parse_level),
     ("metric_cardinality_limit", "OTEL_TDD_METRIC_CARDINALITY_LIMIT", _parse_limit),
     ("ops_port", "OTEL_TDD_OPS_PORT", parse_port),
-    ("ops_host", "OTEL_TDD_OPS_HOST", _parse_text),
-    ("alertmanager_url", "OTEL_TDD_ALERTMANAGER_URL", _parse_url),
+    ("ops_host", "OTEL_TDD_OPS_HOST", _parse_host),
+    ("alertmanager_url", "OTEL_TDD_ALERTMANAGER_URL", _parse_alertmanager_url),
 )
 
 
@@ -327,6 +558,7 @@ def load_settings(
             "one of " + ", ".join(sorted(OVERRIDES)),
         )
     _validate_otlp_env(env)
+    _validate_sdk_env(env)
 
     def pick(arg: str, variable: str) -> tuple[str, Any] | None:
         """The argument if given (named as such in errors), else the variable if set."""

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from opentelemetry import baggage, context, propagate, trace
+from opentelemetry import baggage, context, trace
 
 from otel_tdd import _runtime
 
@@ -147,6 +147,10 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
 
 def inject_headers(headers: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
     """Write ``traceparent``, ``tracestate`` and ``baggage`` for an outgoing request."""
+    # Imported here: opentelemetry.propagate reads OTEL_PROPAGATORS at import and raises
+    # on a bad name, which must be configure()'s ConfigError, not an import error.
+    from opentelemetry import propagate
+
     carrier: MutableMapping[str, str] = {} if headers is None else headers
     propagate.inject(carrier)
     return carrier
@@ -154,6 +158,8 @@ def inject_headers(headers: MutableMapping[str, str] | None = None) -> MutableMa
 
 def extract_context(headers: Mapping[str, str]) -> context.Context:
     """The context an incoming request carries. Malformed headers are ignored, as the spec says."""
+    from opentelemetry import propagate
+
     normalised = {str(k).lower(): str(v) for k, v in headers.items()}
     return propagate.extract(normalised)
 

@@ -396,9 +396,8 @@ class GracefulShutdown:
         flushed = True
         if self.flush_telemetry:
             # Last: every record above, and every cleanup's own, goes out with this flush.
+            # False when anything was lost; sdk.shutdown() has said what, in one line.
             flushed = sdk.shutdown(int(self.flush_timeout_s * 1000))
-            if not flushed:
-                sys.stderr.write("otel-tdd: telemetry flush at shutdown was incomplete\n")
         return ShutdownResult(reason, tuple(outcomes), flushed, time.monotonic() - started)
 
     def _run_cleanup(self, cleanup: _Cleanup, logger: Any, tracer: Any) -> CleanupOutcome:

@@ -20,6 +20,7 @@ import random
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -255,6 +256,12 @@ class ApplyRateLimit:
         return event
 
 
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 class AddContext:
     """The seed's ``context`` block: thread, process and environment.
 
@@ -264,7 +271,10 @@ class AddContext:
     def __init__(self, environment: str) -> None:
         self.environment = environment
         self._local = threading.local()
-        os.register_at_fork(after_in_child=self._after_fork)
+        # A weak reference, as the SDK does: a registration lives until exit, and a strong
+        # one kept every AddContext of every configure() alive.
+        after_fork = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(after_fork))
 
     def _after_fork(self) -> None:
         self._local = threading.local()  # the pid changed

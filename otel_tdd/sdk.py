@@ -8,10 +8,13 @@ installed, so a failure leaves nothing half-configured.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
@@ -39,6 +42,7 @@ from otel_tdd.export_accounting import (
     CountingSpanExporter,
     ExportDeadline,
     count_queue_drops,
+    dropped_totals,
     record_dropped,
 )
 from otel_tdd.log_pipeline import TraceIdSampler, build_pipeline
@@ -54,6 +58,8 @@ if TYPE_CHECKING:
 __all__ = ["TestHooks", "configure", "is_configured", "render_prometheus", "shutdown"]
 
 _lock = threading.RLock()
+# dropped_totals() when each runtime (by generation) was built: shutdown() reports the difference.
+_dropped_at_configure: dict[int, dict[str, int]] = {}
 _internal = logging.getLogger("otel_tdd")
 INSTRUMENTATION_NAME = "otel_tdd"
 
@@ -377,6 +383,8 @@ def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime
     handler = _install_logging(settings)
     if handler is not None:
         runtime.closers.append(lambda: _remove_logging(handler))
+    _dropped_at_configure[runtime.generation] = dropped_totals()
+    _register_fork_hook()
     _runtime.install(runtime)
     try:
         _start_extensions(runtime)
@@ -384,6 +392,44 @@ def _build_and_install(settings: Settings, hooks: TestHooks) -> _runtime.Runtime
         shutdown()
         raise
     return runtime
+
+
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    """Once per process, not per configure(): each registration lives until exit."""
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+
+
+def _after_fork_in_child() -> None:
+    """What the parent's threads did is not the child's to stop.
+
+    The SDK re-creates its own export threads in the child and gives the
+    providers a new ``service.instance.id``. Ours: the ops server's selector
+    thread stayed in the parent (which keeps serving the probes), so the child
+    only closes its copies of the sockets; the Alertmanager sender thread stayed
+    there too, so the child starts its own on its first alert. Without this, the
+    child's shutdown() waited forever for a thread that does not exist.
+    """
+    runtime = _runtime.RUNTIME
+    if runtime is None or runtime.closed:
+        return
+    server = runtime.extras.pop("ops_server", None)
+    if server is not None:
+        runtime.closers[:] = [
+            c for c in runtime.closers if getattr(c, "__self__", None) is not server
+        ]
+        with contextlib.suppress(Exception):
+            server.stop()  # in a child: closes the inherited sockets, waits for nothing
+    client = runtime.extras.pop("alertmanager", None)
+    if client is not None:
+        runtime.drains[:] = [
+            d for d in runtime.drains if getattr(d, "__self__", None) is not client
+        ]
 
 
 def _start_extensions(runtime: _runtime.Runtime) -> None:
@@ -410,11 +456,20 @@ def force_flush(timeout_millis: int = 10_000) -> bool:
 
 
 def shutdown(timeout_millis: int = 10_000) -> bool:
-    """Flush and close the providers, remove our handler. Safe to call twice; True when clean."""
+    """Flush and close everything; safe to call twice. True when nothing was lost.
+
+    Bounded by ``timeout_millis``: queued alerts get at most half of it, the
+    providers' final flush the rest (a request already on the wire to a host that
+    never answers still runs to its own OTLP timeout). False, with one line on
+    stderr, when telemetry was lost during this configuration's life: a failed or
+    abandoned export, a queue overflow, alerts still queued.
+    """
     with _lock:
         runtime = _runtime.RUNTIME
         if runtime is None or runtime.closed:
             return True
+        timeout_s = max(0, timeout_millis) / 1000
+        started = time.monotonic()
         clean = True
         for closer in reversed(runtime.closers):
             try:
@@ -422,25 +477,46 @@ def shutdown(timeout_millis: int = 10_000) -> bool:
             except Exception as error:  # one failing closer must not keep the rest from running
                 clean = False
                 print(f"otel-tdd: shutdown step failed: {error!r}", file=sys.stderr)
+        lost: list[str] = []
+        for drain in runtime.drains:
+            budget = min(timeout_s / 2, timeout_s - (time.monotonic() - started))
+            try:
+                if not drain(max(0.0, budget)):
+                    lost.append("alerts still queued")
+            except Exception as error:
+                lost.append(f"a drain failed ({error!r})")
+        remaining_ms = max(0, int((timeout_s - (time.monotonic() - started)) * 1000))
         # The SDK's force_flush ignores its timeout: this deadline enforces it (and counts).
-        deadline = ExportDeadline(timeout_millis / 1000)
+        deadline = ExportDeadline(remaining_ms / 1000)
         # Spans first: their end may still write log records and metrics.
         for provider in (runtime.tracer_provider, runtime.logger_provider, runtime.meter_provider):
             if provider is None:
                 continue
             try:
-                provider.force_flush(timeout_millis)
+                provider.force_flush(remaining_ms)
                 provider.shutdown()
             except Exception as error:
                 clean = False
                 print(f"otel-tdd: provider shutdown failed: {error!r}", file=sys.stderr)
         if deadline.cancel():
+            lost.append(f"telemetry export abandoned after {timeout_millis} ms")
+        before = _dropped_at_configure.get(runtime.generation, {})
+        dropped = {
+            signal: count - before.get(signal, 0)
+            for signal, count in dropped_totals().items()
+            if count > before.get(signal, 0)
+        }
+        if dropped:
+            lost.append(", ".join(f"{count} {signal}" for signal, count in dropped.items()))
+        if lost:
             clean = False
             print(
-                f"otel-tdd: telemetry export abandoned after {timeout_millis} ms; "
-                "what it held is counted in tdd_telemetry_dropped_total",
+                "otel-tdd: telemetry was lost: "
+                + "; ".join(lost)
+                + " (counted in tdd_telemetry_dropped_total and tdd_alerts_failed_total)",
                 file=sys.stderr,
             )
+        _dropped_at_configure.pop(runtime.generation, None)
         _runtime.install(_closed(runtime))
         return clean
 
@@ -462,6 +538,7 @@ def _closed(runtime: _runtime.Runtime) -> _runtime.Runtime:
         logger_pipeline=runtime.logger_pipeline.without_export(),
         stdlib_pipeline=runtime.stdlib_pipeline.without_export(),
         closers=[],
+        drains=[],
         extras={},
         closed=True,
     )

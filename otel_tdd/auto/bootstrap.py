@@ -91,8 +91,7 @@ def start(*, instrument: bool = True) -> None:
         return
     atexit.register(_flush_at_exit)
     _handle_sigterm()
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+    # The at-fork handling (ops server, alert sender) is configure()'s own: see sdk.
     _install_glue_for_exceptions()
     # A Celery worker would drop our root handler and exit its pool processes unflushed.
     from otel_tdd.integrations import celery
@@ -165,26 +164,6 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     handler = GracefulShutdown().signal_handler
     signal.signal(signum, handler)
     handler(signum, frame)
-
-
-# --- fork ------------------------------------------------------------------------------------
-
-
-def _after_fork_in_child() -> None:
-    """The SDK already re-creates its export threads and gives the providers a new
-    ``service.instance.id`` in the child. What is ours: the ops server's accept thread
-    stayed in the parent, so stopping it from here would wait forever; the parent
-    keeps serving the probes."""
-    from otel_tdd import _runtime
-
-    runtime = _runtime.RUNTIME
-    if runtime is None:
-        return
-    server = runtime.extras.pop("ops_server", None)
-    if server is not None:
-        runtime.closers[:] = [
-            closer for closer in runtime.closers if getattr(closer, "__self__", None) is not server
-        ]
 
 
 # --- instrumentors ---------------------------------------------------------------------------

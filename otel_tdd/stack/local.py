@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -60,6 +62,14 @@ from otel_tdd.stack.collector import (
     collector_env,
     find_collector_dir,
     find_config,
+)
+from otel_tdd.stack.private_files import (
+    UnsafePathError,
+    copy_private,
+    make_private_dir,
+    open_private,
+    read_private,
+    write_private,
 )
 
 __all__ = [
@@ -149,7 +159,7 @@ STACK_KNOBS: Mapping[str, str] = {
     "OTELCOL_BIN": "the Collector binary (default: the `otel-tdd collector build` cache)",
 }
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: start_ticks per process (ownership)
 _SECRETS_PREFIX = "/etc/alertmanager/secrets/"
 # Where compose's webhook receiver points (the Docker host); locally that is loopback.
 _DOCKER_HOST = "host.docker.internal"
@@ -491,15 +501,26 @@ def _write_yaml(path: Path, data: Mapping[str, Any], source: Path) -> None:
         "# Edit the source, not this file: the next `up` rewrites it.\n"
     )
     text = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, width=1_000_000)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + text, encoding="utf-8")
+    write_private(path, header + text)  # alertmanager.yml holds the webhook URL: 0600
+
+
+def _copy_rules(source: Path, target: Path) -> None:
+    """The rule files, fresh each `up`, as private files (a symlinked rules dir is refused)."""
+    if os.path.islink(target):
+        raise UnsafePathError(
+            errno.ELOOP,
+            f"{target} is a symlink; otel-tdd stack does not follow links in its "
+            "state directory. Remove it and retry",
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            copy_private(path, target / path.relative_to(source))
+    make_private_dir(target)
 
 
 def _write_secret(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value)
+    write_private(path, value)  # a symlink planted there is refused, not followed
 
 
 # --- state -------------------------------------------------------------------------------
@@ -510,6 +531,8 @@ class _Proc:
     pid: int
     argv: list[str]
     started_at: str
+    # Against pid reuse (process.Owner): when the process started, from /proc/PID/stat.
+    start_ticks: int | None = None
 
 
 @dataclass
@@ -529,7 +552,12 @@ class _State:
         return cls(
             ports={c: {k: int(v) for k, v in p.items()} for c, p in data.get("ports", {}).items()},
             processes={
-                name: _Proc(int(p["pid"]), [str(a) for a in p["argv"]], str(p.get("started_at")))
+                name: _Proc(
+                    int(p["pid"]),
+                    [str(a) for a in p["argv"]],
+                    str(p.get("started_at")),
+                    None if p.get("start_ticks") is None else int(p["start_ticks"]),
+                )
                 for name, p in data.get("processes", {}).items()
             },
         )
@@ -751,10 +779,12 @@ class LocalStack:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """One `up`/`down` at a time per state dir (two shells, two test workers)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.state_dir, self.state_dir)
         import fcntl
 
-        with (self.state_dir / ".lock").open("w") as fh:
+        # Never truncated, never followed: a .lock symlink is refused.
+        fd = open_private(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT, root=self.state_dir)
+        with os.fdopen(fd, "r+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 self._state = self._load()
@@ -762,9 +792,47 @@ class LocalStack:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    @property
+    def stack_id(self) -> str:
+        """This state directory's random id, made with it (``.stack-id``, 0600).
+
+        Every process ``up`` starts carries it as ``OTEL_TDD_STACK_ID``; ``down``
+        signals only processes that do. A ``state.json`` copied into another
+        directory meets another id there.
+        """
+        path = self.state_dir / ".stack-id"
+        try:
+            return read_private(path).strip()
+        except FileNotFoundError:
+            pass
+        token = secrets.token_hex(16)
+        try:
+            fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, root=self.state_dir)
+        except FileExistsError:  # another `up` made it first
+            return read_private(path).strip()
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(token + "\n")
+        return token
+
+    def _owner(self, component: str, proc: _Proc) -> process.Owner:
+        """The id of *this* state directory and *its* component directory as the working
+        directory: a copy of state.json, or of the whole directory, has neither."""
+        try:
+            stack_id = read_private(self.state_dir / ".stack-id").strip()
+        except FileNotFoundError:
+            # No id, so nothing here was started by this version of `up`: a NUL can be in
+            # no environment, so no process matches (and status does not create the file).
+            stack_id = "\0"
+        cwd = os.path.realpath(self.state_dir / component)
+        return process.Owner(stack_id, proc.start_ticks, cwd)
+
+    def _stop(self, component: str, proc: _Proc) -> process.StopResult:
+        owner = self._owner(component, proc)
+        return process.stop(proc.pid, proc.argv, timeout=self.config.stop_timeout, owner=owner)
+
     def _load(self) -> _State:
         try:
-            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+            data = json.loads(read_private(self.state_file))
             return _State.from_json(data)
         except FileNotFoundError:
             return _State()
@@ -798,12 +866,14 @@ class LocalStack:
             self.state_file.unlink(missing_ok=True)
             return
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._state.to_json(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.state_file)
+        write_private(tmp, json.dumps(self._state.to_json(), indent=2) + "\n", self.state_dir)
+        os.replace(tmp, self.state_file)  # replaces a link itself, never its target
 
     def _is_ours(self, component: str) -> bool:
         proc = self._state.processes.get(component)
-        return proc is not None and process.is_ours(proc.pid, proc.argv)
+        return proc is not None and process.is_ours(
+            proc.pid, proc.argv, self._owner(component, proc)
+        )
 
     def is_running(self, component: str) -> bool:
         """Whether ``component`` runs now as ``up`` started it (re-reads state.json)."""
@@ -854,7 +924,7 @@ class LocalStack:
         proc = self._state.processes[RESOLVER]
         if RESOLVER in self.config.processes and proc.argv == self._resolver_argv(proc.argv[0]):
             return
-        result = process.stop(proc.pid, proc.argv, timeout=self.config.stop_timeout)
+        result = self._stop(RESOLVER, proc)
         del self._state.processes[RESOLVER]
         self._save()
         why = "its interval changed" if RESOLVER in self.config.processes else "not wanted"
@@ -969,7 +1039,7 @@ class LocalStack:
     def _prepare(self, component: str, binary: str) -> tuple[list[str], dict[str, str] | None]:
         """Render the component's files; return its argv and environment."""
         if component == RESOLVER:
-            (self.state_dir / RESOLVER).mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.state_dir / RESOLVER, self.state_dir)
             # It runs in its own directory: make sure it imports the otel_tdd this is.
             package_root = str(Path(__file__).resolve().parents[2])
             path = os.environ.get("PYTHONPATH")
@@ -977,7 +1047,7 @@ class LocalStack:
             return self._resolver_argv(binary), env
         ports = self._state.ports[component]
         home = self.state_dir / component
-        (home / "data").mkdir(parents=True, exist_ok=True)
+        make_private_dir(home / "data", self.state_dir)
         config_path = self.config_path(component)
         if _is_collector_tier(component):
             return self._prepare_collector(component, binary, config_path)
@@ -991,8 +1061,7 @@ class LocalStack:
             )
             _write_yaml(config_path, rendered, source)
             rules = home / "rules"
-            shutil.rmtree(rules, ignore_errors=True)
-            shutil.copytree(self.config.rules_dir or compose / "prometheus" / "rules", rules)
+            _copy_rules(self.config.rules_dir or compose / "prometheus" / "rules", rules)
             self._add_slo_rules(rules)
             if dropped:
                 self._progress(
@@ -1032,7 +1101,7 @@ class LocalStack:
                 "prometheus",
             )
         for path in files:
-            shutil.copy(path, rules / path.name)
+            copy_private(path, rules / path.name)
         self._progress(f"{'prometheus':<13} SLO rules: {', '.join(p.name for p in files)}")
 
     def _prepare_collector(
@@ -1063,10 +1132,10 @@ class LocalStack:
             source = find_collector_dir() / "gateway.yaml"
             env_vars["OTELCOL_FILE_DIR"] = str(self.gateway_file_dir(component))
             env_vars["OTELCOL_GATEWAY_NAME"] = component
-        shutil.copyfile(source, config_path)
+        copy_private(source, config_path, self.state_dir)
         env_vars = {**self.config.collector_env, **env_vars}  # the stack's ports win
-        (config_path.parent / "env").write_text(
-            "".join(f"{k}={v}\n" for k, v in env_vars.items()), encoding="utf-8"
+        write_private(
+            config_path.parent / "env", "".join(f"{k}={v}\n" for k, v in env_vars.items())
         )
         return argv, collector_env(env_vars)
 
@@ -1139,7 +1208,7 @@ class LocalStack:
             return log.read_text(encoding="utf-8", errors="replace").count(ready_line)
 
         before = readies()
-        if not process.is_ours(proc.pid, proc.argv):
+        if not process.is_ours(proc.pid, proc.argv, self._owner(component, proc)):
             raise StackError(f"pid {proc.pid} is not ours any more; not signalled", component)
         os.kill(proc.pid, signal.SIGHUP)
         if not process.wait_until(
@@ -1174,11 +1243,19 @@ class LocalStack:
         try:
             for component in components:
                 argv, env = self._prepare(component, binaries[component])
+                cwd = self.state_dir / component
                 proc = process.start(
-                    argv, log_path=self.log_path(component), env=env, cwd=self.state_dir / component
+                    argv,
+                    log_path=self.log_path(component),
+                    env=env,
+                    cwd=cwd,
+                    stack_id=self.stack_id,
+                    root=self.state_dir,
                 )
                 started[component] = proc
-                self._state.processes[component] = _Proc(proc.pid, argv, _now())
+                self._state.processes[component] = _Proc(
+                    proc.pid, argv, _now(), process.start_ticks(proc.pid)
+                )
                 self._save()  # before waiting: a crash of this command must not orphan it
             t0 = time.monotonic()
             for component, proc in started.items():
@@ -1189,8 +1266,7 @@ class LocalStack:
                 )
         except BaseException:
             for component in reversed(list(started)):
-                proc_info = self._state.processes.pop(component)
-                process.stop(proc_info.pid, proc_info.argv, timeout=self.config.stop_timeout)
+                self._stop(component, self._state.processes.pop(component))
             self._save()
             raise
         self._save()
@@ -1224,7 +1300,7 @@ class LocalStack:
             order = list(reversed(_start_order(list(self._state.processes))))
             for component in order:
                 proc = self._state.processes[component]
-                result = process.stop(proc.pid, proc.argv, timeout=self.config.stop_timeout)
+                result = self._stop(component, proc)
                 results.append((component, result, proc.pid))
                 if result is process.StopResult.NOT_OURS:
                     message = _describe(proc.pid)
@@ -1588,7 +1664,7 @@ def cli(argv: list[str]) -> int:
         if args.command == "rebalance":
             return _cmd_rebalance(args)
         return _cmd_logs(args)
-    except StackError as exc:
+    except (StackError, UnsafePathError) as exc:
         print(f"otel-tdd stack: error: {exc}", file=sys.stderr)
         return 1
 

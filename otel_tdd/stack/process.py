@@ -2,10 +2,14 @@
 
 A started component must outlive the ``otel-tdd stack up`` command that started
 it, so it runs in its own session with its output in a log file, and is later
-found again by the pid recorded in ``state.json``. Pids are reused by the kernel,
-so nothing is ever signalled on the pid alone: the process's command line must be
-exactly the one we started (:func:`is_ours`), which names files inside the stack's
-state directory and so cannot match an unrelated process.
+found again by the pid recorded in ``state.json``. Pids are reused by the kernel
+and ``state.json`` is only a file anyone can copy, so nothing is ever signalled on
+what it says alone: the process must run exactly the command line we started,
+and, given an :class:`Owner`, carry the state directory's own random id in its
+environment (``OTEL_TDD_STACK_ID``), have started at the recorded moment
+(``/proc/PID/stat``) and run in the recorded working directory (:func:`is_ours`).
+A copied ``state.json`` (or a copied state directory) names the same pids but
+cannot give them its id or move their working directory.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from otel_tdd.stack.private_files import open_private
+
 __all__ = [
+    "STACK_ID_ENV",
+    "Owner",
     "StopResult",
     "free_ports",
     "http_ok",
@@ -33,6 +42,7 @@ __all__ = [
     "read_cmdline",
     "running_children",
     "start",
+    "start_ticks",
     "stop",
     "stop_children",
     "tail",
@@ -145,17 +155,71 @@ def _ps_cmdline(pid: int) -> list[str] | None:  # pragma: no cover - no /proc
     return line.split() if result.returncode == 0 and line else None
 
 
-def is_ours(pid: int, argv: Sequence[str]) -> bool:
-    """True when ``pid`` runs exactly ``argv``: safe to signal.
+STACK_ID_ENV = "OTEL_TDD_STACK_ID"
 
-    ``argv`` always names files in the stack's own state directory, so a pid
-    recycled by an unrelated process (or a stale ``state.json``) never matches.
+
+@dataclass(frozen=True)
+class Owner:
+    """What a process must show to be one that this state directory started.
+
+    ``stack_id``: the random id of the state directory, in the process's
+    environment as ``OTEL_TDD_STACK_ID``. ``start_ticks``: its start time from
+    ``/proc/PID/stat`` when we started it (None: not recorded). ``cwd``: the
+    working directory we started it in.
+    """
+
+    stack_id: str
+    start_ticks: int | None = None
+    cwd: str | None = None
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])  # fields after "(comm)" start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def _environ_has(pid: int, name: str, value: str) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False  # gone, or someone else's process: not ours
+    return f"{name}={value}".encode() in raw.split(b"\0")
+
+
+def _owned_by(pid: int, owner: Owner) -> bool:
+    if not _environ_has(pid, STACK_ID_ENV, owner.stack_id):
+        return False
+    if owner.start_ticks is not None and start_ticks(pid) != owner.start_ticks:
+        return False
+    if owner.cwd is not None:
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") != owner.cwd:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def is_ours(pid: int, argv: Sequence[str], owner: Owner | None = None) -> bool:
+    """True when ``pid`` runs exactly ``argv`` (and shows ``owner``): safe to signal.
+
+    ``argv`` names files in the stack's own state directory, so a pid recycled by
+    an unrelated process never matches; ``owner`` ties it to this very state
+    directory (see the module docstring). Without /proc there is no owner check.
     """
     cmdline = read_cmdline(pid)
     if cmdline is None:
         return False
     if Path("/proc").is_dir():
-        return cmdline == list(argv)
+        return cmdline == list(argv) and (owner is None or _owned_by(pid, owner))
     return " ".join(cmdline) == " ".join(argv)  # pragma: no cover - ps splits on spaces
 
 
@@ -168,20 +232,27 @@ def start(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    stack_id: str | None = None,
+    root: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` detached from our terminal, stdout and stderr into ``log_path``.
 
     A new session means Ctrl-C in the shell that ran ``stack up`` does not reach
     the component, and the component keeps running after that command exits.
+    ``stack_id`` goes into its environment as ``OTEL_TDD_STACK_ID`` (see
+    :class:`Owner`). The log is 0600 and never opened through a symlink.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    environment = dict(env) if env is not None else None
+    if stack_id is not None:
+        environment = {**(environment if environment is not None else os.environ)}
+        environment[STACK_ID_ENV] = stack_id
+    with os.fdopen(open_private(log_path, root=root), "wb") as log:
         proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(env) if env is not None else None,
+            env=environment,
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
@@ -222,8 +293,10 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return wait_until(lambda: not is_running(pid), timeout=timeout, interval=0.05)
 
 
-def stop(pid: int, argv: Sequence[str], *, timeout: float = 15.0) -> StopResult:
-    """SIGTERM ``pid`` if it still runs ``argv``; SIGKILL it if it outlasts ``timeout``.
+def stop(
+    pid: int, argv: Sequence[str], *, timeout: float = 15.0, owner: Owner | None = None
+) -> StopResult:
+    """SIGTERM ``pid`` if it still runs ``argv`` (as ``owner``'s); SIGKILL it after ``timeout``.
 
     The components flush and exit on SIGTERM (the Collector drains its exporters,
     Prometheus closes its TSDB); SIGKILL is only for one that hangs.
@@ -231,7 +304,7 @@ def stop(pid: int, argv: Sequence[str], *, timeout: float = 15.0) -> StopResult:
     if not is_running(pid):
         _children.pop(pid, None)
         return StopResult.NOT_RUNNING
-    if not is_ours(pid, argv):
+    if not is_ours(pid, argv, owner):
         return StopResult.NOT_OURS
     try:
         _signal(pid, signal.SIGTERM)

@@ -534,8 +534,11 @@ def test_cli_up_with_gateways_status_rebalance_down(tmp_path: Path) -> None:
         assert process.wait_until(lambda: stack.agent_gateways() == [survivor], timeout=10), (
             process.tail(stack.log_path(RESOLVER), 20)
         )
+        # The overlay is written before the agent's reload, the log line after it.
+        routed = f"agent         now routes to {survivor}"
+        process.wait_until(lambda: routed in process.tail(stack.log_path(RESOLVER)), timeout=10)
         code, out = cli("logs", "resolver", "-n", "5")
-        assert code == 0 and f"agent         now routes to {survivor}" in out, out
+        assert code == 0 and routed in out, out
         code, out = cli("rebalance")  # by hand too, with the same answer
         assert code == 0 and f"agent         routes to {survivor}\n" in out, out
         code, out = cli("status")

@@ -333,8 +333,15 @@ def test_sigterm_reaches_the_command_and_the_last_records_are_flushed(
     exported = collector.wait_for(spans, 20, "every work item")
     # GracefulShutdown's own span and records are exported too: the flush came last.
     assert any(s["name"] == "graceful_shutdown" for s in exported)
-    logs = [r for r in collector.logs() if r["service_name"] == "sigterm-worker"]
-    assert {f"item {len(done)} done", "Graceful shutdown started"} <= {r["body"] for r in logs}
+    wanted = {f"item {len(done)} done", "Graceful shutdown started"}
+
+    def logs() -> set[str]:
+        # Waited for like the spans: the Collector writes each signal's file on its own
+        # batch timer, so the records can land a moment after the spans.
+        bodies = {r["body"] for r in collector.logs() if r["service_name"] == "sigterm-worker"}
+        return bodies if wanted <= bodies else set()
+
+    assert wanted <= collector.wait_for(logs, 20, "the last records")
 
 
 def test_sigint_is_left_to_python_a_keyboard_interrupt(tmp_path: Path) -> None:
@@ -422,3 +429,29 @@ def test_options_after_the_command_belong_to_the_command(tmp_path: Path) -> None
     result = run(["python", str(script), "--help", "--service-name", "x"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['--help', '--service-name', 'x']"
+
+
+def test_the_exit_path_says_in_one_line_when_telemetry_was_lost() -> None:
+    """Spans pushed out of a full queue are lost: the wrapped process says so as it exits."""
+    script = "from opentelemetry import trace\nt = trace.get_tracer('x')\n" + (
+        "for i in range(200):\n    t.start_span(f's{i}').end()\n"
+    )
+    result = run(
+        ["python", "-c", script],
+        env=clean_env(
+            {
+                "OTEL_SERVICE_NAME": "lossy",
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # discard: refused
+                "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "2",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2",
+                "OTEL_BSP_SCHEDULE_DELAY": "600000",
+                "OTEL_TDD_LOG_STREAM": "none",
+            }
+        ),
+    )
+    lines = [line for line in result.stderr.splitlines() if "telemetry was lost" in line]
+    assert len(lines) == 1, result.stderr
+    assert "traces" in lines[0]

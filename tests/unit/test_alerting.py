@@ -338,10 +338,11 @@ def test_each_outage_is_logged_once_and_the_recovery_once(
         alert(f"second_outage_{i}")
     flush()
     messages = [r["message"] for r in alerting.records() if r["logger"] == "otel_tdd.alerting"]
-    unreachable = [m for m in messages if "is unreachable" in m]
-    answers = [m for m in messages if "answers again" in m and "unreachable" not in m]
-    assert (len(unreachable), len(answers)) == (2, 1), messages
-    assert alerting.metric_value("tdd_alerts_failed_total", {"reason": "unreachable"}) == 5
+    # A 503 is an answer, not an outage of the network: its own reason, logged per streak.
+    failing = [m for m in messages if "did not take an alert (reason=server_error" in m]
+    answers = [m for m in messages if "answers again" in m and "did not take" not in m]
+    assert (len(failing), len(answers)) == (2, 1), messages
+    assert alerting.metric_value("tdd_alerts_failed_total", {"reason": "server_error"}) == 5
     assert alerting.metric_value("tdd_alerts_sent_total") == 1
 
 
@@ -418,3 +419,90 @@ def test_a_slow_performance_context_alerts_through_alertmanager_when_configured(
     assert sent["annotations"]["operation"] == "api_response"
     assert sent["annotations"]["summary"] == "api_response slower than 1 ms"
     assert float(sent["annotations"]["duration_ms"]) >= 10
+
+
+# --- names Alertmanager accepts, URLs it can be reached at ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("user-id", "user_id"),
+        ("my key", "my_key"),
+        ("1abc", "_1abc"),
+        ("clé", "cle"),
+        ("http.status", "http_status"),
+        ("", "_"),
+        ("ok_name", "ok_name"),
+    ],
+)
+def test_an_annotation_name_is_a_valid_label_name(key: str, name: str) -> None:
+    from otel_tdd.alerting import annotation_name
+
+    assert annotation_name(key) == name
+
+
+def test_sanitised_annotation_names_are_unique_and_independent_of_key_order() -> None:
+    from otel_tdd.alerting import annotation_names
+
+    one = annotation_names({"user-id": 1, "user_id": 2, "user.id": 3, "summary": 4})
+    two = annotation_names({"user.id": 3, "summary": 4, "user_id": 2, "user-id": 1})
+    assert one == two
+    assert one["user_id"] == "user_id"  # a valid key keeps its name
+    assert sorted(one.values()) == sorted({*one.values()})  # no two keys share a name
+    assert one["summary"] == "summary_2"  # never overwrites the summary annotation
+
+
+def test_hostile_data_keys_become_valid_annotation_names_in_the_payload(
+    alerting: Capture, fake_am: FakeAlertmanager
+) -> None:
+    import re
+
+    alert("hostile", {"user-id": 1, "my key": 2, "1abc": 3, "clé": 4, "http.status": 5, "": 6})
+    flush()
+    (sent,) = fake_am.alerts()
+    assert all(re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", k) for k in sent["annotations"])
+
+
+def test_an_alertmanager_url_with_credentials_is_refused_without_printing_the_password() -> None:
+    from otel_tdd.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OTEL_TDD_ALERTMANAGER_URL": "http://ops:hunter2@127.0.0.1:9093"})
+    assert "OTEL_TDD_ALERTMANAGER_URL" in str(caught.value)
+    assert "credentials" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(ValueError) as direct:
+        AlertmanagerClient("http://ops:hunter2@127.0.0.1:9093")
+    assert "hunter2" not in str(direct.value)
+
+
+def test_a_sender_hit_by_an_unexpected_error_goes_on(
+    alerting: Capture, fake_am: FakeAlertmanager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _runtime.current().extras.get("alertmanager")
+    alert("first")
+    flush()
+    client = _runtime.current().extras["alertmanager"]
+    real_post = client._post
+    calls = []
+
+    def broken(payload: dict[str, Any]) -> None:
+        calls.append(payload)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        real_post(payload)
+
+    monkeypatch.setattr(client, "_post", broken)
+    alert("second")
+    alert("third")
+    flush()
+    assert alerting.metric_value("tdd_alerts_failed_total", {"reason": "error"}) == 1
+    assert [a["labels"]["alertname"] for a in fake_am.alerts()] == ["first", "third"]
+
+
+def test_channels_are_sent_as_whole_stripped_items_for_exact_routing() -> None:
+    from otel_tdd.alerting import build_payload
+
+    payload = build_payload("x", {}, "critical", [" slack", "email,slack", "", "noslackhere"], "s")
+    assert payload["labels"]["channel"] == "slack,email,noslackhere"

@@ -332,3 +332,47 @@ def test_shutdown_with_the_collector_down_keeps_to_its_timeout_and_counts_what_i
     assert time.monotonic() - started < 5
     assert delta(before)["traces"] == 1_500
     assert "telemetry export abandoned after 1000 ms" in capsys.readouterr().err
+
+
+def test_shutdown_says_telemetry_was_lost_even_when_the_final_flush_succeeds(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Spans pushed out of a full queue are lost although every export succeeds."""
+    import http.server
+    import threading
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "4")
+        monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")
+        runtime = otel_tdd.configure(
+            "lossy",
+            endpoint=f"http://127.0.0.1:{server.server_address[1]}",
+            log_stream="none",
+            metrics_exporters="none",
+        )
+        before = dropped_totals()
+        for i in range(50):  # far more than the worker can take out of a queue of 4
+            runtime.tracer.start_span(f"s{i}").end()
+        assert sdk.shutdown(timeout_millis=5_000) is False
+        lost = delta(before)["traces"]
+        assert lost > 0
+        err = capsys.readouterr().err
+        assert f"telemetry was lost: {lost} traces" in err
+        assert len([line for line in err.splitlines() if "otel-tdd" in line]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

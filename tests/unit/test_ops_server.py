@@ -191,19 +191,49 @@ def test_many_concurrent_probes_all_get_an_answer(server: OpsServer) -> None:
     assert codes == [200] * 16 * 20
 
 
-def test_connections_beyond_the_limit_are_shed_with_503(otel_capture: Any) -> None:
-    with start_ops_server("127.0.0.1", 0, HealthMonitor(), max_connections=1) as running:
-        with socket.create_connection((running.host, running.port)) as idle:
-            idle.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert idle.recv(100).startswith(b"HTTP/1.1 200")  # the slot is now held open
-            assert b"503" in raw(running, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
-        # The slot is released when the idle connection closes.
+def test_requests_beyond_the_handler_limit_are_shed_with_503(otel_capture: Any) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Slow(HealthMonitor):
+        def get_detailed_status(self) -> HealthResponse:
+            entered.set()
+            release.wait(10)
+            return super().get_detailed_status()
+
+    with start_ops_server("127.0.0.1", 0, Slow(), max_connections=1) as running:
+        busy = threading.Thread(target=get, args=(running.url + "/health",))
+        busy.start()
+        try:
+            assert entered.wait(5)  # the only handler thread is now busy
+            assert b" 503 " in raw(running, b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        finally:
+            release.set()
+            busy.join(10)
+        # The handler is free again.
         deadline = time.monotonic() + 5
         code = get(running.url + "/health/live")[0]
         while code != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
             code = get(running.url + "/health/live")[0]
         assert code == 200
+
+
+def test_an_idle_keep_alive_connection_holds_no_handler(otel_capture: Any) -> None:
+    with start_ops_server("127.0.0.1", 0, HealthMonitor(), max_connections=1) as running:
+        with socket.create_connection((running.host, running.port)) as idle:
+            idle.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert idle.recv(100).startswith(b"HTTP/1.1 200")  # kept open
+            # Within KEEP_ALIVE_IN_THREAD_S (0.1 s) the connection is parked in the selector.
+            time.sleep(0.5)
+            assert get(running.url + "/health/live")[0] == 200
+
+
+def test_a_bad_ops_host_error_names_otel_tdd_ops_host() -> None:
+    with pytest.raises(OpsServerError) as caught:
+        start_ops_server("192.0.2.55", 0)  # TEST-NET-1: not an address of this machine
+    assert "OTEL_TDD_OPS_HOST" in str(caught.value)
+    assert "OTEL_TDD_OPS_PORT" not in str(caught.value)
 
 
 def test_a_port_in_use_is_a_clear_error_naming_the_port_and_the_knob(server: OpsServer) -> None:
@@ -278,3 +308,43 @@ def test_configure_with_a_busy_port_fails_clearly_and_leaves_nothing_configured(
         with pytest.raises(OSError, match=f"port {port} is already in use"):
             otel_tdd.configure("ops-busy", ops_port=port, log_stream="none")
     assert not otel_tdd.is_configured()
+
+
+def test_past_the_open_connection_cap_the_oldest_waiting_client_makes_room(
+    otel_capture: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_tdd import ops_server
+
+    monkeypatch.setattr(ops_server, "MAX_OPEN_CONNECTIONS", 8)
+    with start_ops_server("127.0.0.1", 0, HealthMonitor()) as running:
+        slow = []
+        for _ in range(8):
+            conn = socket.create_connection((running.host, running.port), timeout=5)
+            conn.sendall(b"GET /health/live HTTP/1.1\r\n")  # never finished
+            slow.append(conn)
+            time.sleep(0.02)  # so that "oldest" is well defined
+        try:
+            assert get(running.url + "/health/live")[0] == 200
+            assert slow[0].recv(100) == b""  # the oldest was closed to make room
+        finally:
+            for conn in slow:
+                conn.close()
+
+
+def test_a_request_head_that_never_completes_is_dropped_after_the_head_timeout(
+    otel_capture: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_tdd import ops_server
+
+    monkeypatch.setattr(ops_server, "HEAD_TIMEOUT_S", 0.5)
+    with start_ops_server("127.0.0.1", 0, HealthMonitor()) as running:
+        with socket.create_connection((running.host, running.port), timeout=5) as conn:
+            started = time.monotonic()
+            conn.sendall(b"GET /health/live HTTP/1.1\r\n")
+            while time.monotonic() - started < 3:
+                try:
+                    conn.sendall(b"X-Slow: 1\r\n")  # a line every 0.1 s: never idle
+                except OSError:
+                    break
+                time.sleep(0.1)
+            assert time.monotonic() - started < 3, "the trickling client was never dropped"
