@@ -143,7 +143,7 @@ class StructuredLogger:
             "timestamp": format_timestamp(time.time()),
             "level": _level_name(level),
             "logger": self.name,
-            "message": message if isinstance(message, str) else str(message),
+            "message": message if type(message) is str else _message_text(message),
             "data": data if data is not None else {},
         }
         if blocks:
@@ -281,10 +281,21 @@ class JsonLogHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Never raises: a record that cannot be built is counted and written as a bounded
+        line saying so (stdlib's ``Handler.emit`` contract, without its stderr traceback)."""
+        try:
+            self._emit(record)
+        except Exception as error:
+            pipeline = (_runtime.RUNTIME or _runtime.current()).stdlib_pipeline
+            name = getattr(record, "name", None)
+            level = getattr(record, "levelno", logging.ERROR)
+            pipeline.failed(name if type(name) is str else "", level, None, error)
+
+    def _emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
-        except Exception:  # a bad %-format in someone's log call must not crash the app
-            message = f"{record.msg!r} % {record.args!r}"
+        except Exception:  # a bad %-format or a raising __str__/__repr__ in an argument
+            message = f"{_message_text(record.msg, repr)} % {_args_text(record.args)}"
         attributes = record.__dict__
         data: dict[str, Any] = {}
         if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
@@ -308,6 +319,31 @@ class JsonLogHandler(logging.Handler):
         return
 
 
+def _message_text(value: object, convert: Callable[[object], str] = str) -> str:
+    """``str(value)`` (or ``repr``) for a message that is not a string; never raises."""
+    try:
+        text = convert(value)
+        if type(text) is str:
+            return text
+    except Exception:
+        pass
+    try:
+        return f"<unprintable {type(value).__name__}>"
+    except Exception:
+        return "<unprintable>"
+
+
+def _args_text(args: object) -> str:
+    """The %-arguments of a record that failed to format, each shown on its own."""
+    if isinstance(args, tuple):
+        return "(" + ", ".join(_message_text(arg, repr) for arg in args) + ")"
+    return _message_text(args, repr)
+
+
 def iter_json_lines(text: str) -> Iterator[str]:
-    """The non-empty lines of a captured stream (test and tooling helper)."""
-    return (line for line in text.splitlines() if line.strip())
+    """The non-empty lines of a captured stream (test and tooling helper).
+
+    Split on ``\\n`` only: a JSON line may hold U+2028, U+2029 or U+0085, which
+    ``str.splitlines`` would also split on.
+    """
+    return (line for line in text.split("\n") if line.strip())
