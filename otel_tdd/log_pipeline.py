@@ -775,6 +775,14 @@ class LogPipeline:
             with suppress(Exception):
                 self._on_error(second)
 
+    def _context(self) -> dict[str, Any]:
+        environments = [s.environment for s in self.processors if isinstance(s, AddContext)]
+        return {
+            "thread_id": threading.current_thread().name,
+            "process_id": os.getpid(),
+            "environment": environments[0] if environments else "",
+        }
+
     def _failure_line(
         self,
         name: str,
@@ -794,6 +802,7 @@ class LogPipeline:
             core["message"] = redactor.text(message) if redactor and type(message) is str else ""
         except Exception:
             core["message"] = "[message withheld: it could not be redacted]"
+        core["context"] = event.get("context") or self._context()
         step_name = type(step).__name__ if step is not None else "the logging call"
         why = f"the record failed in {step_name} ({type(error).__name__}); its data was dropped"
         return bounded_line(core, why)
