@@ -31,7 +31,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import propagation as trace_propagation
 
-from otel_tdd.redaction import Redactor, no_surrogates
+from otel_tdd.redaction import MAX_STRING_CHARS, Redactor, no_surrogates
 
 if TYPE_CHECKING:
     from opentelemetry._logs import Logger as OTelLogger
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     _FastTarget = tuple[SDKLogger, LogRecordLimits]
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_RECORD_BYTES",
+    "MAX_STRING_CHARS",
     "DropEvent",
     "EventDict",
     "LogPipeline",
@@ -57,7 +60,8 @@ EventDict = dict[str, Any]
 Processor = Callable[[str, int, EventDict], EventDict]
 
 MAX_RECORD_BYTES = 256 * 1024
-MAX_STRING_CHARS = 16 * 1024
+# A message or traceback is cut here (strings in data at MAX_STRING_CHARS, 16 Ki).
+MAX_MESSAGE_CHARS = 64 * 1024
 # stdlib level -> OTel severity text; the numbers come with the logs API, imported by
 # EmitToOTel only when OTLP logs are on.
 _SEVERITY_TEXT = {
@@ -295,8 +299,12 @@ class Redact:
 
     def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
         redactor = self.redactor
-        message = redactor.text(event["message"])
-        event["message"] = message if message.isascii() else no_surrogates(message)
+        message = event["message"]
+        if len(message) > MAX_MESSAGE_CHARS:
+            event["message"] = redactor.bounded_text(message, MAX_MESSAGE_CHARS)
+        else:
+            message = redactor.text(message)
+            event["message"] = message if message.isascii() else no_surrogates(message)
         logger = event["logger"]
         if not logger.isascii():
             event["logger"] = no_surrogates(logger)
@@ -311,8 +319,8 @@ class Redact:
                 event[key] = redactor.mapping(value)
         exception = event.get("exception")
         if exception is not None:
-            text = exception if type(exception) is str else redactor.string(_text_of(exception))
-            event["exception"] = no_surrogates(redactor.text(text))
+            text = exception if type(exception) is str else _text_of(exception)
+            event["exception"] = redactor.bounded_text(text, MAX_MESSAGE_CHARS)
         return event
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_ITEMS",
     "MAX_NODES",
+    "MAX_STRING_CHARS",
     "REDACTED",
     "Redactor",
     "key_words",
@@ -95,6 +96,9 @@ DEFAULT_SECRET_KEYS = (
 MAX_DEPTH = 16  # levels of nesting walked; deeper values become a marker
 MAX_ITEMS = 1000  # items kept per container
 MAX_NODES = 10_000  # values walked per call in all
+MAX_STRING_CHARS = 16 * 1024  # a string value is cut there (with a note of how much)
+# Text is scanned this far past a cut, so a secret that straddles it is still seen whole.
+_SCAN_OVERLAP = 256
 TOO_DEEP = f"[truncated: nested deeper than {MAX_DEPTH}]"
 
 # Words: an upper-case run not followed by lower case (API in APIKey), a capitalised or
@@ -255,12 +259,23 @@ class Redactor:
             self._texts[value] = masked
         return masked
 
-    def string(self, value: str) -> str:
+    def string(self, value: str, limit: int = MAX_STRING_CHARS) -> str:
         """A string value in data: scanned from 13 characters (a short value is protected
-        by its key), lone surrogates escaped."""
+        by its key), cut at ``limit`` characters, lone surrogates escaped."""
+        if len(value) > limit:
+            return self.bounded_text(value, limit)
         if len(value) >= 13:
             value = self.text(value)
         return value if value.isascii() else no_surrogates(value)
+
+    def bounded_text(self, value: str, limit: int) -> str:
+        """Free text (a message, a traceback) scanned and cut at ``limit`` characters, so a
+        megabyte message costs a bounded scan; lone surrogates escaped."""
+        if len(value) <= limit:
+            return no_surrogates(self.text(value))
+        masked = self._scan(value[: limit + _SCAN_OVERLAP])
+        cut = masked[:limit] + f"...[truncated {len(value) - limit} chars]"
+        return no_surrogates(cut)
 
     def _scan(self, value: str) -> str:
         if _TRIGGER_RE.search(value) is None:
@@ -359,7 +374,8 @@ class Redactor:
         if isinstance(value, str):
             return self.string(str.__str__(value))
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return self.string(bytes(value[: MAX_ITEMS * 16]).decode("utf-8", "replace"))
+            cut = bytes(value[: MAX_STRING_CHARS + _SCAN_OVERLAP])
+            return self.string(cut.decode("utf-8", "replace"))
         if isinstance(value, _ATOMS):
             return value
         if isinstance(value, enum.Enum):
@@ -372,7 +388,7 @@ class Redactor:
         if isinstance(value, (list, tuple, set, frozenset)):
             return self._walk_items(value, depth, budget)
         # Anything else is written as its repr (what the JSON renderer would do): scan it.
-        return self.string(_safe_text(value)[: MAX_ITEMS * 16])
+        return self.string(_safe_text(value))
 
     def _walk_pairs(self, pairs: Iterable[Any], depth: int, budget: _Budget) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
