@@ -412,6 +412,8 @@ def test_a_failing_step_before_the_write_leaves_one_line_saying_so_and_counts_it
         monkeypatch.setattr(log_pipeline.AddContext, "__call__", broken)
         StructuredLogger("x").info("password=hunter2", {"k": 1})
         record = one_record(capture)
+        # Visible as a metric, not only in the running total.
+        assert capture.metric_value("tdd_telemetry_dropped_total", {"signal": "logs"}) == 1
     assert record["message"] == f"password={REDACTED}"
     assert "AddContext" in record["data"]["_truncated"]
     assert dropped_totals().get("logs", 0) == before + 1
