@@ -302,12 +302,8 @@ class Redact:
         message = event["message"]
         if len(message) > MAX_MESSAGE_CHARS:
             event["message"] = redactor.bounded_text(message, MAX_MESSAGE_CHARS)
-        else:
-            message = redactor.text(message)
-            event["message"] = message if message.isascii() else no_surrogates(message)
-        logger = event["logger"]
-        if not logger.isascii():
-            event["logger"] = no_surrogates(logger)
+        else:  # cached for repeated messages; lone surrogates escaped
+            event["message"] = redactor.text(message)
         for key in self.FIELDS:
             value = event.get(key)
             if value is None:
@@ -447,7 +443,8 @@ class EmitToOTel:
     def _logger(self, name: str) -> tuple[OTelLogger, _FastTarget | None]:
         entry = self._loggers.get(name)
         if entry is None:
-            logger = self._provider.get_logger(name)
+            # A lone surrogate in the scope name would fail the whole export batch.
+            logger = self._provider.get_logger(no_surrogates(name))
             target = self._records.fast_target(logger)
             if target is not None and self._fast_path is None:
                 self._fast_path = self._records.fast_path_works(*target)

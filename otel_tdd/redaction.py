@@ -197,15 +197,6 @@ def _fields(value: Any) -> dict[str, Any] | None:
     return None
 
 
-class _Budget:
-    """How many more values one walk may visit."""
-
-    __slots__ = ("left",)
-
-    def __init__(self) -> None:
-        self.left = MAX_NODES
-
-
 class Redactor:
     """Masks secrets in nested data and free text. Verdicts on keys and short texts are
     cached: an app logs few distinct keys and messages."""
@@ -242,17 +233,18 @@ class Redactor:
     # -- free text -----------------------------------------------------------------------------
 
     def text(self, value: str) -> str:
-        """``value`` with the free-text patterns masked (the same object when none matched).
+        """``value`` with the free-text patterns masked (the same object when none matched)
+        and lone surrogates escaped.
 
         Log messages repeat (a format string, a few argument values): short ones are
         remembered, a dict lookup instead of a scan per record.
         """
         if len(value) < 5:
-            return value
+            return value if value.isascii() else no_surrogates(value)
         cached = self._texts.get(value)
         if cached is not None:
             return cached
-        masked = self._scan(value)
+        masked = no_surrogates(self._scan(value))
         if len(value) <= 256:
             if len(self._texts) >= _MAX_CACHE:
                 self._texts.clear()
@@ -265,14 +257,14 @@ class Redactor:
         if len(value) > limit:
             return self.bounded_text(value, limit)
         if len(value) >= 13:
-            value = self.text(value)
+            return self.text(value)
         return value if value.isascii() else no_surrogates(value)
 
     def bounded_text(self, value: str, limit: int) -> str:
         """Free text (a message, a traceback) scanned and cut at ``limit`` characters, so a
         megabyte message costs a bounded scan; lone surrogates escaped."""
         if len(value) <= limit:
-            return no_surrogates(self.text(value))
+            return self.text(value)
         masked = self._scan(value[: limit + _SCAN_OVERLAP])
         cut = masked[:limit] + f"...[truncated {len(value) - limit} chars]"
         return no_surrogates(cut)
@@ -319,7 +311,7 @@ class Redactor:
             return value
         if kind is str:
             return self.string(value)
-        return self._walk(value, 0, _Budget())
+        return self._walk(value, 0, [MAX_NODES])
 
     def clean(self, data: Mapping[Any, Any]) -> Mapping[Any, Any]:
         """``data`` itself when nothing in it needs masking (no copy), else a redacted copy.
@@ -341,17 +333,22 @@ class Redactor:
         """A redacted plain dict of ``data`` (a mapping, a dataclass, a model...), never
         raising; anything that is not a mapping ends up under ``"_value"``. The caller's
         object is never modified."""
-        walked = self._walk(data, 0, _Budget())
+        if type(data) is dict:  # the common case, without the generic dispatch
+            try:
+                return self._walk_pairs(data.items(), 0, [MAX_NODES])
+            except Exception:  # a hostile value below: the generic walk marks it
+                pass
+        walked = self._walk(data, 0, [MAX_NODES])
         return walked if type(walked) is dict else {"_value": walked}
 
-    def _walk(self, value: Any, depth: int, budget: _Budget) -> Any:
+    def _walk(self, value: Any, depth: int, budget: list[int]) -> Any:
         kind = type(value)
         if kind in _PLAIN:
             return value
         if kind is str:
             return self.string(value)
-        budget.left -= 1
-        if budget.left < 0:
+        budget[0] -= 1  # one list per walk: how many more containers it may visit
+        if budget[0] < 0:
             return "[truncated]"
         if depth >= MAX_DEPTH:
             return TOO_DEEP
@@ -362,7 +359,7 @@ class Redactor:
         except Exception as error:  # a hostile __iter__/items()/property: keep the rest
             return f"<unreadable {kind.__name__}: {type(error).__name__}>"
 
-    def _walk_container(self, value: Any, kind: type, depth: int, budget: _Budget) -> Any:
+    def _walk_container(self, value: Any, kind: type, depth: int, budget: list[int]) -> Any:
         if kind is dict or isinstance(value, Mapping):
             return self._walk_pairs(value.items(), depth, budget)
         if isinstance(value, ItemsView):
@@ -390,28 +387,33 @@ class Redactor:
         # Anything else is written as its repr (what the JSON renderer would do): scan it.
         return self.string(_safe_text(value))
 
-    def _walk_pairs(self, pairs: Iterable[Any], depth: int, budget: _Budget) -> dict[Any, Any]:
+    def _walk_pairs(self, pairs: Iterable[Any], depth: int, budget: list[int]) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         secret_key = self._secret_key
         for count, (raw_key, item) in enumerate(pairs):
             if count >= MAX_ITEMS:
                 out["[truncated]"] = f"more than {MAX_ITEMS} items"
                 break
-            key = raw_key if type(raw_key) is str else self._key_text(raw_key)
-            if not key.isascii():
-                key = no_surrogates(key)
-            verdict = secret_key.get(key)
+            # A cached verdict means a plain str key without surrogates (is_secret_key).
+            key = raw_key
+            verdict = secret_key.get(key) if type(key) is str else None
             if verdict is None:
+                key = key if type(key) is str else self._key_text(key)
+                key = key if key.isascii() else no_surrogates(key)
                 verdict = self.is_secret_key(key)
-            if verdict and item is not None and type(item) is not bool:
+            kind = type(item)
+            if verdict and item is not None and kind is not bool:
                 out[key] = REDACTED
-            elif type(item) in _PLAIN:
+            elif kind in _PLAIN:
                 out[key] = item
+            elif kind is str:
+                cached = self._texts.get(item)  # a repeated value: no scan, no checks
+                out[key] = cached if cached is not None else self.string(item)
             else:
                 out[key] = self._walk(item, depth + 1, budget)
         return out
 
-    def _walk_items(self, items: Iterable[Any], depth: int, budget: _Budget) -> list[Any]:
+    def _walk_items(self, items: Iterable[Any], depth: int, budget: list[int]) -> list[Any]:
         out: list[Any] = []
         for index, item in enumerate(items):
             if index >= MAX_ITEMS:

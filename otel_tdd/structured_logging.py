@@ -283,36 +283,34 @@ class JsonLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Never raises: a record that cannot be built is counted and written as a bounded
         line saying so (stdlib's ``Handler.emit`` contract, without its stderr traceback)."""
+        pipeline = (_runtime.RUNTIME or _runtime.current()).stdlib_pipeline
         try:
-            self._emit(record)
-        except Exception as error:
-            pipeline = (_runtime.RUNTIME or _runtime.current()).stdlib_pipeline
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad %-format or a raising __str__/__repr__ in an argument
+                message = f"{_message_text(record.msg, repr)} % {_args_text(record.args)}"
+            attributes = record.__dict__
+            data: dict[str, Any] = {}
+            if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
+                data = {key: attributes[key] for key in attributes.keys() - _RESERVED}
+            event: EventDict = {
+                "timestamp": format_timestamp(record.created),
+                "level": _level_name(record.levelno),
+                "logger": record.name,
+                "message": message,
+                "data": data,
+                "_time_ns": int(record.created * 1e9),
+            }
+            if record.exc_info and record.exc_info[0] is not None:
+                event["exception"] = "".join(traceback.format_exception(*record.exc_info))
+            elif record.exc_text:
+                event["exception"] = record.exc_text
+        except Exception as error:  # a record someone built by hand, a hostile exception...
             name = getattr(record, "name", None)
             level = getattr(record, "levelno", logging.ERROR)
             pipeline.failed(name if type(name) is str else "", level, None, error)
-
-    def _emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad %-format or a raising __str__/__repr__ in an argument
-            message = f"{_message_text(record.msg, repr)} % {_args_text(record.args)}"
-        attributes = record.__dict__
-        data: dict[str, Any] = {}
-        if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
-            data = {key: attributes[key] for key in attributes.keys() - _RESERVED}
-        event: EventDict = {
-            "timestamp": format_timestamp(record.created),
-            "level": _level_name(record.levelno),
-            "logger": record.name,
-            "message": message,
-            "data": data,
-            "_time_ns": int(record.created * 1e9),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            event["exception"] = "".join(traceback.format_exception(*record.exc_info))
-        elif record.exc_text:
-            event["exception"] = record.exc_text
-        (_runtime.RUNTIME or _runtime.current()).stdlib_pipeline(record.name, record.levelno, event)
+            return
+        pipeline(record.name, record.levelno, event)  # reports its own failures
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib's name
         # The pipeline reports its own failures; stdlib's default prints a traceback per record.
