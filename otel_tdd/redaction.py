@@ -113,7 +113,7 @@ _ATOMS = (datetime, date, time, UUID)
 # --- free text --------------------------------------------------------------------------------
 
 # Any mark one of the patterns below needs. Text without one (most messages) skips them.
-_TRIGGER_RE = re.compile(r"[=:@]|earer|asic|eyJ|A[KS]IA|\d[ -]?\d[ -]?\d[ -]?\d")
+_TRIGGER_RE = re.compile(r"[=:@]|\(\s*b?['\"]|earer|asic|eyJ|A[KS]IA|\d[ -]?\d[ -]?\d[ -]?\d")
 _TOKEN_RE = re.compile(
     r"(?P<url>(?<=://)[^\s/?#@:]+:[^\s/?#@]*(?=@))"  # user:password@ in a URL
     r"|(?P<scheme>\b(?:[Bb]earer|[Bb]asic)\s+)[A-Za-z0-9\-._~+/]+=*"
@@ -121,11 +121,16 @@ _TOKEN_RE = re.compile(
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # an AWS access key id
     r"|(?P<card>(?<!\d)(?:\d[ -]?){12,18}\d(?!\d))"
 )
-# A key before ``=`` or ``:``: quoted (may hold spaces) or a bare identifier-like word.
+# A key and what separates it from its value.
 _KEY_RE = re.compile(
-    r"""(?:(["'])([^"'\n]{1,64})\1|(?<![\w.\-])([A-Za-z_][\w.\-]{0,63}))\s*[:=]\s*"""
+    # A pair's repr: ('X-Api-Key', value) or (b'cookie', value).
+    r"""\(\s*b?(?P<tq>["'])(?P<pair>[^"'\n]{1,64})(?P=tq)\s*,\s*"""
+    # A quoted key: "api key": value, 'password': value, b'token': value.
+    r"""|b?(?P<q>["'])(?P<quoted>[^"'\n]{1,64})(?P=q)\s*[:=]\s*"""
+    # A bare key: password=value, apiKey: value, --token=value, ?token=value.
+    r"""|(?<![\w.])(?P<bare>[A-Za-z_][\w.\-]{0,63})\s*[:=]\s*"""
 )
-_VALUE_RE = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[^\s,;&'"<>(){}\[\]]+""")
+_VALUE_RE = re.compile(r"""b?"(?:[^"\\\n]|\\.)*"|b?'(?:[^'\\\n]|\\.)*'|[^\s,;&'"<>(){}\[\]]+""")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -273,7 +278,7 @@ class Redactor:
         if _TRIGGER_RE.search(value) is None:
             return value
         masked = _TOKEN_RE.sub(_mask_token, value)
-        if "=" in masked or ":" in masked:
+        if "=" in masked or ":" in masked or "(" in masked:
             masked = self._mask_pairs(masked)
         return value if masked == value else masked
 
@@ -287,15 +292,17 @@ class Redactor:
             if found is None:
                 break
             position = found.end()
-            key = found.group(2) if found.group(2) is not None else found.group(3)
+            key = found.group("pair") or found.group("quoted") or found.group("bare")
             if not self.is_secret_key(key):
                 continue
             value = _VALUE_RE.match(text, position)
             if value is None or value.group(0).startswith(REDACTED):
                 continue
-            quote = value.group(0)[0] if value.group(0)[0] in "\"'" else ""
+            shown = value.group(0)
+            prefix = "b" if shown[:2] in ("b'", 'b"') else ""  # a bytes repr stays one
+            quote = shown[len(prefix)] if shown[len(prefix) :][:1] in ("'", '"') else ""
             pieces.append(text[done:position])
-            pieces.append(f"{quote}{REDACTED}{quote}")
+            pieces.append(f"{prefix}{quote}{REDACTED}{quote}")
             done = position = value.end()
         if not pieces:
             return text

@@ -172,6 +172,9 @@ def test_exception_text_is_redacted_in_the_record_otlp_and_span_events(
         "key AKIAHUNTER2HUNTER222 in use",
         "dsn https://bob:hunter2@db.example/app",
         "paid 4111-1111-1111-1111",
+        "headers [('Accept', '*/*'), ('X-Api-Key', 'hunter2')]",
+        "scope {b'authorization': b'hunter2'}",
+        "run --db-password=hunter2 --verbose",
     ],
 )
 def test_free_text_secrets_are_masked_in_messages_and_percent_args(

@@ -271,15 +271,31 @@ def free_texts(draw: st.DrawFn) -> tuple[str, str]:
         key = draw(bare_secret_keys)
         template = draw(
             st.sampled_from(
-                ["{k}={v}", "{k}: {v}", "{k} = {v}", "{k}='{v}'", '{k}="{v}"', "?{k}={v}&page=2"]
+                [
+                    "{k}={v}",
+                    "{k}: {v}",
+                    "{k} = {v}",
+                    "{k}='{v}'",
+                    '{k}="{v}"',
+                    "?{k}={v}&page=2",
+                    "--{k}={v}",
+                ]
             )
         )
         text = template.format(k=key, v=value)
     elif shape == 3:
         key = draw(secret_keys)
-        text = draw(st.sampled_from(['{{"{k}": "{v}"}}', "{{'{k}': '{v}'}}"])).format(
-            k=key, v=value
+        template = draw(
+            st.sampled_from(
+                [
+                    '{{"{k}": "{v}"}}',
+                    "{{'{k}': '{v}'}}",
+                    "{{b'{k}': b'{v}'}}",  # a bytes dict's repr (ASGI scopes)
+                    "headers=[('Accept', '*/*'), ('{k}', '{v}')]",  # a header list's repr
+                ]
+            )
         )
+        text = template.format(k=key, v=value)
     elif shape == 4:
         text = draw(st.sampled_from(["Authorization: Bearer {v}", "auth header Basic {v}="]))
         text = text.format(v=value)
