@@ -115,8 +115,10 @@ _ATOMS = (datetime, date, time, UUID)
 # Any mark one of the patterns below needs. Text without one (most messages) skips them.
 _TRIGGER_RE = re.compile(r"[=:@]|\(\s*b?['\"]|earer|asic|eyJ|A[KS]IA|\d[ -]?\d[ -]?\d[ -]?\d")
 _TOKEN_RE = re.compile(
-    r"(?P<url>(?<=://)[^\s/?#@:]+:[^\s/?#@]*(?=@))"  # user:password@ in a URL
-    r"|(?P<scheme>\b(?:[Bb]earer|[Bb]asic)\s+)[A-Za-z0-9\-._~+/]+=*"
+    # The userinfo of a URL, user:password@ or a token alone (https://ghp_x@github.com).
+    r"(?P<url>(?<=://)[^\s/?#@:]+(?::[^\s/?#@]*)?(?=@))"
+    # HTTP credentials; "Basic" capitalised and 8+ characters on: "basic auth" is prose.
+    r"|(?P<scheme>\b(?:[Bb]earer\s+|Basic\s+(?=[A-Za-z0-9+/]{8})))[A-Za-z0-9\-._~+/]+=*"
     r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # an AWS access key id
     r"|(?P<card>(?<!\d)(?:\d[ -]?){12,18}\d(?!\d))"
