@@ -587,7 +587,8 @@ def _sanitize(
                 if index >= limits.items:
                     out["[truncated]"] = f"more than {limits.items} items"
                     break
-                name = no_surrogates((key if isinstance(key, str) else _repr_of(key))[:256])
+                text = key if isinstance(key, str) else _repr_of(key)
+                name = no_surrogates(text[: min(256, limits.chars)])
                 out[name] = _sanitize(item, limits, depth + 1, inner)
             return out
         if isinstance(value, (list, tuple, set, frozenset)):

@@ -35,6 +35,7 @@ from uuid import UUID
 
 __all__ = [
     "DEFAULT_SECRET_KEYS",
+    "MAX_CHARS",
     "MAX_DEPTH",
     "MAX_ITEMS",
     "MAX_NODES",
@@ -97,6 +98,10 @@ MAX_DEPTH = 16  # levels of nesting walked; deeper values become a marker
 MAX_ITEMS = 1000  # items kept per container
 MAX_NODES = 10_000  # values walked per call in all
 MAX_STRING_CHARS = 16 * 1024  # a string value is cut there (with a note of how much)
+# Characters of text kept per walk: past them strings become a marker, so one record's
+# data renders in bounded memory even when it holds one big string many times over.
+MAX_CHARS = 256 * 1024
+_MAX_KEY_CHARS = 256
 # Text is scanned this far past a cut, so a secret that straddles it is still seen whole.
 _SCAN_OVERLAP = 256
 TOO_DEEP = f"[truncated: nested deeper than {MAX_DEPTH}]"
@@ -233,7 +238,12 @@ class Redactor:
             for start in range(len(words) - length + 1)
         )
         # A cached verdict lets clean() pass a key as it is: never for one that needs escaping.
-        if type(key) is str and len(self._secret_key) < _MAX_CACHE and no_surrogates(key) is key:
+        if (
+            type(key) is str
+            and len(key) <= _MAX_KEY_CHARS
+            and len(self._secret_key) < _MAX_CACHE
+            and no_surrogates(key) is key
+        ):
             self._secret_key[key] = verdict
         return verdict
 
@@ -320,7 +330,7 @@ class Redactor:
             return value
         if kind is str:
             return self.string(value)
-        return self._walk(value, 0, [MAX_NODES])
+        return self._walk(value, 0, [MAX_NODES, MAX_CHARS])
 
     def clean(self, data: Mapping[Any, Any]) -> Mapping[Any, Any]:
         """``data`` itself when nothing in it needs masking (no copy), else a redacted copy.
@@ -344,10 +354,10 @@ class Redactor:
         object is never modified."""
         if type(data) is dict:  # the common case, without the generic dispatch
             try:
-                return self._walk_pairs(data.items(), 0, [MAX_NODES])
+                return self._walk_pairs(data.items(), 0, [MAX_NODES, MAX_CHARS])
             except Exception:  # a hostile value below: the generic walk marks it
                 pass
-        walked = self._walk(data, 0, [MAX_NODES])
+        walked = self._walk(data, 0, [MAX_NODES, MAX_CHARS])
         return walked if type(walked) is dict else {"_value": walked}
 
     def _walk(self, value: Any, depth: int, budget: list[int]) -> Any:
@@ -355,7 +365,7 @@ class Redactor:
         if kind in _PLAIN:
             return value
         if kind is str:
-            return self.string(value)
+            return self._charge(self.string(value), budget)
         budget[0] -= 1  # one list per walk: how many more containers it may visit
         if budget[0] < 0:
             return "[truncated]"
@@ -378,10 +388,10 @@ class Redactor:
                 return [self._walk(value[0], depth + 1, budget), REDACTED]
             return self._walk_items(value, depth, budget)
         if isinstance(value, str):
-            return self.string(str.__str__(value))
+            return self._charge(self.string(str.__str__(value)), budget)
         if isinstance(value, (bytes, bytearray, memoryview)):
             cut = bytes(value[: MAX_STRING_CHARS + _SCAN_OVERLAP])
-            return self.string(cut.decode("utf-8", "replace"))
+            return self._charge(self.string(cut.decode("utf-8", "replace")), budget)
         if isinstance(value, _ATOMS):
             return value
         if isinstance(value, enum.Enum):
@@ -394,7 +404,7 @@ class Redactor:
         if isinstance(value, (list, tuple, set, frozenset)):
             return self._walk_items(value, depth, budget)
         # Anything else is written as its repr (what the JSON renderer would do): scan it.
-        return self.string(_safe_text(value))
+        return self._charge(self.string(_safe_text(value)), budget)
 
     def _walk_pairs(self, pairs: Iterable[Any], depth: int, budget: list[int]) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
@@ -409,6 +419,8 @@ class Redactor:
             if verdict is None:
                 key = key if type(key) is str else self._key_text(key)
                 key = key if key.isascii() else no_surrogates(key)
+                if len(key) > _MAX_KEY_CHARS:
+                    key = f"{key[:_MAX_KEY_CHARS]}...[truncated {len(key) - _MAX_KEY_CHARS} chars]"
                 verdict = self.is_secret_key(key)
             kind = type(item)
             if verdict and item is not None and kind is not bool:
@@ -417,7 +429,8 @@ class Redactor:
                 out[key] = item
             elif kind is str:
                 cached = self._texts.get(item)  # a repeated value: no scan, no checks
-                out[key] = cached if cached is not None else self.string(item)
+                text = cached if cached is not None else self.string(item)
+                out[key] = self._charge(text, budget)
             else:
                 out[key] = self._walk(item, depth + 1, budget)
         return out
@@ -436,6 +449,12 @@ class Redactor:
             else:
                 out.append(self._walk(item, depth + 1, budget))
         return out
+
+    @staticmethod
+    def _charge(text: str, budget: list[int]) -> str:
+        """``text``, or a marker once the walk has kept ``MAX_CHARS`` characters."""
+        budget[1] -= len(text)
+        return text if budget[1] >= 0 else "[truncated]"
 
     def _secret_pair(self, pair: Any) -> bool:
         """A header pair ``("Authorization", "Bearer ...")`` (ASGI: bytes) with a secret name."""

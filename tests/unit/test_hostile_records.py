@@ -332,6 +332,24 @@ def test_a_line_is_bounded_and_says_what_was_cut(data: dict[str, Any]) -> None:
         one_record(capture)
 
 
+def test_the_bound_holds_when_every_field_and_block_is_huge_and_escapes_six_fold() -> None:
+    nul = "\x00" * 1_000_000  # each NUL is written as \u0000: six bytes
+    block = {f"{nul[:300]}{i}": nul for i in range(2_000)}  # one string, 2,000 times
+    with capture_telemetry() as capture:
+        StructuredLogger(nul[:5000]).log(
+            logging.ERROR,
+            nul,
+            block,
+            performance=block,
+            security=block,
+            alert=block,
+            exception=nul,
+        )
+        (line,) = capture.lines()
+    assert len(line.encode()) <= MAX_RECORD_BYTES
+    assert json.loads(line)["data"]["[truncated]"] == "more than 1000 items"  # and says so
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
