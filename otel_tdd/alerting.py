@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from otel_tdd import _runtime
-from otel_tdd.redaction import no_surrogates
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import StructuredLogger
@@ -203,8 +202,8 @@ def alert(
     payload_data.pop("severity", None)
     if chosen not in SEVERITIES:
         raise ValueError(f"severity={chosen!r} is invalid: expected one of {', '.join(SEVERITIES)}")
-    name = no_surrogates(redactor.text(name))
-    channels = [no_surrogates(redactor.text(str(c))) for c in alert_channels or ()]
+    name = redactor.text(name)
+    channels = [redactor.text(str(c)) for c in alert_channels or ()]
     safe = payload_data
     from otel_tdd.structured_logging import StructuredLogger
 

@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from otel_tdd import _runtime
-from otel_tdd.redaction import Redactor, no_surrogates
+from otel_tdd.redaction import Redactor
 
 __all__ = [
     "CRITICAL",
@@ -184,12 +184,12 @@ def _error_text(error: BaseException) -> str:
         text = f"{type(error).__name__}: {error}"
     except Exception:
         text = f"{type(error).__name__}: <unprintable>"
-    return no_surrogates(_redactor().text(text))
+    return _redactor().text(text)
 
 
 def _safe_url(url: str) -> str:
     """A URL fit for a health answer: credentials in it masked."""
-    return no_surrogates(_redactor().text(url))
+    return _redactor().text(url)
 
 
 def _critical(message: str, **extra: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 
 from otel_tdd import _runtime
-from otel_tdd.redaction import no_surrogates
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import StructuredLogger
@@ -36,7 +35,7 @@ def record_security_event(
     runtime = _runtime.current()
     # The type is free text too ("login for password=..."): it reaches the span event's
     # name, the metric label and the message.
-    event_type = no_surrogates(runtime.redactor.text(event_type))
+    event_type = runtime.redactor.text(event_type)
     safe = runtime.redactor.mapping(data if data is not None else {})
     span = trace.get_current_span()
     if span.is_recording():
