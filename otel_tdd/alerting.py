@@ -443,14 +443,18 @@ def alert(
     """
     if not name or not isinstance(name, str):
         raise ValueError(f"alert name={name!r} is invalid: expected a non-empty string")
-    payload_data = dict(data or {})
+    runtime = _runtime.current()
+    # Redacted before anything reads it (it may be a dataclass or a model); the name and
+    # channels are free text that reach labels, the span event and the record.
+    redactor = runtime.redactor
+    payload_data = redactor.mapping(data) if data is not None else {}
     chosen = severity if severity is not None else str(payload_data.pop("severity", "warning"))
     payload_data.pop("severity", None)
     if chosen not in SEVERITIES:
         raise ValueError(f"severity={chosen!r} is invalid: expected one of {', '.join(SEVERITIES)}")
-    channels = list(alert_channels or ())
-    runtime = _runtime.current()
-    safe = runtime.redactor.mapping(payload_data)
+    name = redactor.text(name)
+    channels = [redactor.text(str(c)) for c in alert_channels or ()]
+    safe = payload_data
     from otel_tdd.structured_logging import StructuredLogger
 
     span = trace.get_current_span()

@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from otel_tdd import _runtime
+from otel_tdd.redaction import Redactor
 
 __all__ = [
     "CRITICAL",
@@ -138,8 +139,17 @@ class HealthResponse(NamedTuple):
         return self.status_code < 400
 
     def json_bytes(self) -> bytes:
-        """The body as JSON; values a check put in that JSON cannot encode become text."""
-        return orjson.dumps(self.body, default=repr, option=orjson.OPT_NON_STR_KEYS)
+        """The body as JSON; values a check put in that JSON cannot encode become text.
+
+        Never raises: what orjson refuses (a lone surrogate, a huge int, a raising
+        ``__repr__``) is sanitized as log lines are, rather than answering 500.
+        """
+        try:
+            return orjson.dumps(self.body, default=repr, option=orjson.OPT_NON_STR_KEYS)
+        except Exception:
+            from otel_tdd.log_pipeline import _sanitize
+
+            return orjson.dumps(_sanitize(self.body), option=orjson.OPT_NON_STR_KEYS)
 
 
 def _utc_now() -> str:
@@ -152,6 +162,34 @@ def _validate_timeout(what: str, value: object) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{what}={value!r} is invalid: expected a number of seconds > 0")
     return float(value)
+
+
+_fallback_redactor: Redactor | None = None
+
+
+def _redactor() -> Redactor:
+    """The configured redactor (``OTEL_TDD_REDACT_KEYS`` included), else the default one."""
+    global _fallback_redactor
+    runtime = _runtime.RUNTIME
+    if runtime is not None:
+        return runtime.redactor
+    if _fallback_redactor is None:
+        _fallback_redactor = Redactor()
+    return _fallback_redactor
+
+
+def _error_text(error: BaseException) -> str:
+    """``Type: message`` of a failed check, redacted: driver errors quote DSNs and URLs."""
+    try:
+        text = f"{type(error).__name__}: {error}"
+    except Exception:
+        text = f"{type(error).__name__}: <unprintable>"
+    return _redactor().text(text)
+
+
+def _safe_url(url: str) -> str:
+    """A URL fit for a health answer: credentials in it masked."""
+    return _redactor().text(url)
 
 
 def _critical(message: str, **extra: Any) -> dict[str, Any]:
@@ -178,7 +216,10 @@ def _normalize(name: str, raw: object) -> dict[str, Any]:
     result["status"] = normalized
     message = result.get("message")
     result["message"] = f"{name} is {normalized}" if message is None else str(message)
-    return result
+    # A check's own fields and message reach /health and the log: redacted as log data.
+    redacted = _redactor().mapping(result)
+    redacted["message"] = _redactor().text(redacted["message"])
+    return redacted
 
 
 @dataclass(frozen=True)
@@ -426,7 +467,7 @@ class HealthMonitor:
             result = _normalize(check.name, check.func())
         except Exception as error:
             result = _critical(
-                f"check {check.name!r} failed: {type(error).__name__}: {error}",
+                f"check {check.name!r} failed: {_error_text(error)}",
                 error=type(error).__name__,
             )
         slot.duration_s = time.perf_counter() - started
@@ -717,7 +758,7 @@ def database_check(
             catalog.database_up.set(0, attributes)
             catalog.database_connections_failed.add(1, attributes)
             return _critical(
-                f"Database unreachable: {type(error).__name__}: {error}",
+                f"Database unreachable: {_error_text(error)}",
                 response_time_ms=round(elapsed_ms, 2),
                 database=label,
             )
@@ -911,11 +952,13 @@ def otlp_endpoint_check(
             with socket.create_connection((host, port), timeout=timeout):
                 pass
         except OSError as error:
-            return _critical(f"OTLP endpoint unreachable: {error}", endpoint=url)
+            return _critical(
+                f"OTLP endpoint unreachable: {_error_text(error)}", endpoint=_safe_url(url)
+            )
         elapsed_ms = (time.perf_counter() - started) * 1000
         return {
             "status": HEALTHY,
-            "endpoint": url,
+            "endpoint": _safe_url(url),
             "response_time_ms": round(elapsed_ms, 2),
             "message": "OTLP endpoint reachable",
         }
@@ -952,13 +995,15 @@ def alertmanager_check(url: str | None = None, *, request_timeout_s: float = 2.0
             code = error.code
             error.close()
         except (OSError, ValueError) as error:
-            return _critical(f"Alertmanager unreachable: {error}", url=base)
+            return _critical(f"Alertmanager unreachable: {_error_text(error)}", url=_safe_url(base))
         elapsed_ms = (time.perf_counter() - started) * 1000
         if code != 200:
-            return _critical(f"Alertmanager answered HTTP {code}", url=base, http_status=code)
+            return _critical(
+                f"Alertmanager answered HTTP {code}", url=_safe_url(base), http_status=code
+            )
         return {
             "status": HEALTHY,
-            "url": base,
+            "url": _safe_url(base),
             "response_time_ms": round(elapsed_ms, 2),
             "message": "Alertmanager healthy",
         }

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -32,7 +32,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import propagation as trace_propagation
 
-from otel_tdd.redaction import Redactor
+from otel_tdd.redaction import MAX_STRING_CHARS, Redactor, no_surrogates
 
 if TYPE_CHECKING:
     from opentelemetry._logs import Logger as OTelLogger
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     _FastTarget = tuple[SDKLogger, LogRecordLimits]
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_RECORD_BYTES",
+    "MAX_STRING_CHARS",
     "DropEvent",
     "EventDict",
     "LogPipeline",
@@ -58,7 +61,8 @@ EventDict = dict[str, Any]
 Processor = Callable[[str, int, EventDict], EventDict]
 
 MAX_RECORD_BYTES = 256 * 1024
-MAX_STRING_CHARS = 16 * 1024
+# A message or traceback is cut here (strings in data at MAX_STRING_CHARS, 16 Ki).
+MAX_MESSAGE_CHARS = 64 * 1024
 # stdlib level -> OTel severity text; the numbers come with the logs API, imported by
 # EmitToOTel only when OTLP logs are on.
 _SEVERITY_TEXT = {
@@ -294,32 +298,70 @@ class AddContext:
 
 
 class Redact:
-    """Masks secrets in ``data`` and card numbers in the message."""
+    """Masks secrets in the message, the traceback and the data blocks, and makes each
+    block a plain dict (a list, a dataclass or a model given as ``data`` is walked, not
+    dropped): what follows (OTel, JSON) only sees redacted, encodable values."""
 
     FIELDS = ("data", "performance", "security", "alert")
 
     def __init__(self, redactor: Redactor) -> None:
-        self._redactor = redactor
+        self.redactor = redactor
 
     def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
-        redactor = self._redactor
+        redactor = self.redactor
         message = event["message"]
-        if len(message) >= 13:
+        if len(message) > MAX_MESSAGE_CHARS:
+            event["message"] = redactor.bounded_text(message, MAX_MESSAGE_CHARS)
+        else:  # cached for repeated messages; lone surrogates escaped
             event["message"] = redactor.text(message)
         for key in self.FIELDS:
             value = event.get(key)
-            if value:
-                event[key] = redactor.clean(value)
+            if value is None:
+                continue
+            if type(value) is dict:
+                if value:
+                    event[key] = redactor.clean(value)
+            else:
+                event[key] = redactor.mapping(value)
+        exception = event.get("exception")
+        if exception is not None:
+            text = exception if type(exception) is str else _text_of(exception)
+            event["exception"] = redactor.bounded_text(text, MAX_MESSAGE_CHARS)
         return event
 
 
+_LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 # What OTLP's int_value (and orjson) can carry. A bigger int fails the encoding of the
 # whole export batch (every other record in it is lost), so it travels as text.
 _INT64 = range(-(2**63), 2**63)
 
 
-def _truncated(text: str) -> str:
-    return text[:MAX_STRING_CHARS] + f"...[truncated {len(text) - MAX_STRING_CHARS} chars]"
+def _truncated(text: str, limit: int = MAX_STRING_CHARS) -> str:
+    return text[:limit] + f"...[truncated {len(text) - limit} chars]"
+
+
+def _text_of(value: object) -> str:
+    """``str(value)`` that never raises (a hostile ``__str__``, an int past str's digit limit)."""
+    try:
+        text = str(value)
+        if type(text) is str:
+            return text
+    except Exception:
+        pass
+    if isinstance(value, int):
+        return f"<int of {value.bit_length()} bits>"
+    try:
+        return f"<unprintable {type(value).__name__}>"
+    except Exception:
+        return "<unprintable>"
+
+
+def _int_text(value: int) -> str:
+    """A big int as text: past ``sys.int_info.str_digits_check_threshold`` digits, str() raises."""
+    try:
+        return str(value)
+    except ValueError:
+        return f"<int of {value.bit_length()} bits>"
 
 
 def _any_value(value: Any, depth: int = 0) -> Any:
@@ -329,16 +371,17 @@ def _any_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return value if len(value) <= MAX_STRING_CHARS else _truncated(value)
     if isinstance(value, int):
-        return value if value in _INT64 else str(value)
+        return value if value in _INT64 else _int_text(value)
     if isinstance(value, bytes):
         return value[:MAX_STRING_CHARS]
     if depth > 8:
-        return str(value)
+        return _text_of(value)[:MAX_STRING_CHARS]
     if isinstance(value, Mapping):
-        return {str(k): _any_value(v, depth + 1) for k, v in value.items()}
+        # The SDK drops an empty key with a warning line per record: name it instead.
+        return {(_text_of(k) or "(empty)"): _any_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_any_value(v, depth + 1) for v in value]
-    return str(value)
+    return _text_of(value)[:MAX_STRING_CHARS]
 
 
 _PLAIN_VALUES = (str, bool, int, float, type(None))
@@ -410,7 +453,8 @@ class EmitToOTel:
     def _logger(self, name: str) -> tuple[OTelLogger, _FastTarget | None]:
         entry = self._loggers.get(name)
         if entry is None:
-            logger = self._provider.get_logger(name)
+            # A lone surrogate in the scope name would fail the whole export batch.
+            logger = self._provider.get_logger(no_surrogates(name))
             target = self._records.fast_target(logger)
             if target is not None and self._fast_path is None:
                 self._fast_path = self._records.fast_path_works(*target)
@@ -497,45 +541,142 @@ class EmitToOTel:
 # --- rendering -------------------------------------------------------------------------------
 
 
+def _repr_of(value: object) -> str:
+    """``repr(value)`` that never raises."""
+    try:
+        text = repr(value)
+        if type(text) is str:
+            return text
+    except Exception:
+        pass
+    if isinstance(value, int):
+        return _int_text(value)
+    return _text_of(value)
+
+
 def _fallback(value: Any) -> Any:
-    """orjson's ``default``: anything it cannot encode natively becomes text."""
+    """orjson's ``default``: anything it cannot encode natively becomes text. Never raises."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)[:MAX_STRING_CHARS].decode("utf-8", "replace")
     if isinstance(value, (set, frozenset)):
         return list(value)
-    return repr(value)[:MAX_STRING_CHARS]
+    return no_surrogates(_repr_of(value)[:MAX_STRING_CHARS])
 
 
-def _sanitize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
-    """A JSON-safe, bounded copy: cycles cut, long strings truncated, keys stringified."""
-    if isinstance(value, str):
-        return value if len(value) <= MAX_STRING_CHARS else _truncated(value)
-    if value is None or isinstance(value, (bool, float)):
-        return value
-    if isinstance(value, int):
-        return value if value in _INT64 else str(value)
-    if id(value) in seen or depth > 16:
-        return "[cycle or too deep]"
-    inner = seen | {id(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _sanitize(v, depth + 1, inner) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_sanitize(v, depth + 1, inner) for v in value]
-    return _sanitize(_fallback(value), depth + 1, inner)
+class _Limits:
+    """How far :func:`_sanitize` keeps things: the normal bound, then a tight one."""
+
+    def __init__(self, chars: int, items: int, depth: int) -> None:
+        self.chars, self.items, self.depth = chars, items, depth
+
+
+_NORMAL = _Limits(MAX_STRING_CHARS, 1000, 16)
+_TIGHT = _Limits(128, 16, 0)  # a block keeps 16 short scalars
+_TOO_DEEP = "[cycle or too deep]"
+
+
+def _sanitize(
+    value: Any, limits: _Limits = _NORMAL, depth: int = 0, seen: frozenset[int] = frozenset()
+) -> Any:
+    """A JSON-safe, bounded copy: cycles cut, strings truncated and made encodable (lone
+    surrogates escaped), containers cut, keys stringified. Never raises."""
+    try:
+        if isinstance(value, str):
+            text = value if len(value) <= limits.chars else _truncated(value, limits.chars)
+            return no_surrogates(str.__str__(text))
+        if value is None or isinstance(value, (bool, float)):
+            return value
+        if isinstance(value, int):
+            return value if value in _INT64 else _int_text(value)
+        if id(value) in seen or depth > limits.depth:
+            return _TOO_DEEP
+        inner = seen | {id(value)}
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for index, (key, item) in enumerate(value.items()):
+                if index >= limits.items:
+                    out["[truncated]"] = f"more than {limits.items} items"
+                    break
+                text = key if isinstance(key, str) else _repr_of(key)
+                name = no_surrogates(text[: min(256, limits.chars)])
+                out[name] = _sanitize(item, limits, depth + 1, inner)
+            return out
+        if isinstance(value, (list, tuple, set, frozenset)):
+            items: list[Any] = []
+            for index, item in enumerate(value):
+                if index >= limits.items:
+                    items.append(f"[truncated: more than {limits.items} items]")
+                    break
+                items.append(_sanitize(item, limits, depth + 1, inner))
+            return items
+        return _sanitize(_fallback(value), limits, depth + 1, inner)
+    except RecursionError:
+        return _TOO_DEEP
+    except Exception as error:  # a hostile container: its place says so
+        return f"<unreadable: {type(error).__name__}>"
 
 
 _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+# The fields every line keeps, whatever happened to the rest (the schema's required ones).
+_CORE_FIELDS = (
+    "timestamp",
+    "level",
+    "logger",
+    "message",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "user_id",
+    "session_id",
+    "request_id",
+)
+_CORE_BLOCKS = ("performance", "security", "alert", "rate_limit", "exception", "context")
+
+
+def _dumps(event: Any) -> bytes:
+    return orjson.dumps(event, default=_fallback, option=_JSON_OPTIONS)
 
 
 def render_json(event: EventDict) -> bytes:
-    """One JSON line. Never raises: unencodable or huge data is sanitized and truncated."""
+    """One JSON line of at most ``MAX_RECORD_BYTES``. Never raises.
+
+    Unencodable or huge data is sanitized (strings cut at ``MAX_STRING_CHARS``,
+    containers at 1,000 items); a line still over the bound keeps its fields with
+    tight limits and says in ``data._truncated`` that its data was dropped.
+    """
+    size = 0
     try:
-        line = orjson.dumps(event, default=_fallback, option=_JSON_OPTIONS)
+        line = _dumps(event)
         if len(line) <= MAX_RECORD_BYTES:
             return line
-    except (TypeError, orjson.JSONEncodeError):
+        size = len(line)
+    except Exception:  # orjson.JSONEncodeError, or a default= that raised
         pass
-    return orjson.dumps(_sanitize(event), option=_JSON_OPTIONS)
+    try:
+        line = orjson.dumps(_sanitize(event), option=_JSON_OPTIONS)
+        if len(line) <= MAX_RECORD_BYTES:
+            return line
+        size = size or len(line)
+    except Exception:
+        pass
+    return bounded_line(event, f"the record was {size} bytes, over {MAX_RECORD_BYTES}")
+
+
+def bounded_line(event: Mapping[str, Any], why: str) -> bytes:
+    """The last resort: the core fields with tight limits, ``data`` replaced by a note.
+
+    Each string is at most 1,024 characters (6 bytes each once escaped) and each block
+    16 items of 128 characters, so the line stays far below ``MAX_RECORD_BYTES``.
+    """
+    short = _Limits(1024, 16, 0)
+    record: dict[str, Any] = {}
+    for key in _CORE_FIELDS:
+        record[key] = _sanitize(event.get(key), short)
+    record["data"] = {"_truncated": why}
+    for key in _CORE_BLOCKS:
+        if event.get(key) is not None:
+            record[key] = _sanitize(event.get(key), short if key == "exception" else _TIGHT)
+    return orjson.dumps(record, option=_JSON_OPTIONS)
 
 
 class WriteJson:
@@ -573,14 +714,16 @@ class WriteJson:
     def __call__(self, _name: str, _level: int, event: EventDict) -> EventDict:
         event.pop("_time_ns", None)
         event.pop("_context", None)
-        line = render_json(event)
+        self.write_line(render_json(event))
+        return event
+
+    def write_line(self, line: bytes) -> None:
         stream = self._target()
         writer = self._writer
         if writer[0] is not stream:
             writer = self._writer = self._writer_for(stream)
         writer[1](line)
         writer[2]()
-        return event
 
 
 # --- the pipeline ----------------------------------------------------------------------------
@@ -591,11 +734,17 @@ class OnError(Protocol):
 
 
 class LogPipeline:
-    """Runs the processors in order. A failing step never reaches the caller: it is reported."""
+    """Runs the processors in order. A failing step never reaches the caller: it is
+    reported and counted, and the record is still written as a bounded line that says
+    what failed (only a failing write itself loses the line)."""
 
     def __init__(self, processors: Sequence[Processor], on_error: OnError) -> None:
         self.processors = tuple(processors)
         self._on_error = on_error
+        writers = [step for step in self.processors if isinstance(step, WriteJson)]
+        self._writer = writers[-1] if writers else None
+        redacts = [step for step in self.processors if isinstance(step, Redact)]
+        self._redactor = redacts[0].redactor if redacts else None
 
     def without_export(self) -> LogPipeline:
         """The same steps minus the hand-off to OTel: what records do after shutdown()."""
@@ -608,13 +757,76 @@ class LogPipeline:
         return LogPipeline(steps, self._on_error)
 
     def __call__(self, name: str, level: int, event: EventDict) -> None:
+        processor: Processor | None = None
         try:
             for processor in self.processors:
                 event = processor(name, level, event)
         except DropEvent:
             pass
         except Exception as error:  # telemetry must never break the app
+            self.failed(name, level, event, error, processor)
+
+    def failed(
+        self,
+        name: str,
+        level: int,
+        event: Mapping[str, Any] | None,
+        error: BaseException,
+        step: object = None,
+    ) -> None:
+        """Count and report a record that failed; write what can safely be written of it.
+
+        An export step that fails leaves the record intact: the steps after it run.
+        Otherwise a bounded line with the core fields (message redacted, data replaced
+        by the failure's kind) is written, unless the write itself was what failed.
+        """
+        with suppress(Exception):  # stderr itself may be what is broken
             self._on_error(error)
+        writer = self._writer
+        if writer is None or step is writer:
+            return
+        try:
+            if isinstance(step, EmitToOTel) and event is not None:
+                after = self.processors[self.processors.index(step) + 1 :]
+                for processor in after:
+                    event = processor(name, level, dict(event))
+                return
+            writer.write_line(self._failure_line(name, level, event, error, step))
+        except Exception as second:  # nothing more can be done: counted once more
+            with suppress(Exception):
+                self._on_error(second)
+
+    def _context(self) -> dict[str, Any]:
+        environments = [s.environment for s in self.processors if isinstance(s, AddContext)]
+        return {
+            "thread_id": threading.current_thread().name,
+            "process_id": os.getpid(),
+            "environment": environments[0] if environments else "",
+        }
+
+    def _failure_line(
+        self,
+        name: str,
+        level: int,
+        event: Mapping[str, Any] | None,
+        error: BaseException,
+        step: object,
+    ) -> bytes:
+        event = event or {}
+        core = {key: event.get(key) for key in _CORE_FIELDS}
+        core["timestamp"] = core["timestamp"] or format_timestamp(time.time())
+        core["level"] = core["level"] or _LEVEL_NAMES.get(level, "ERROR")
+        core["logger"] = core["logger"] or name
+        message = event.get("message")
+        redactor = self._redactor
+        try:
+            core["message"] = redactor.text(message) if redactor and type(message) is str else ""
+        except Exception:
+            core["message"] = "[message withheld: it could not be redacted]"
+        core["context"] = event.get("context") or self._context()
+        step_name = type(step).__name__ if step is not None else "the logging call"
+        why = f"the record failed in {step_name} ({type(error).__name__}); its data was dropped"
+        return bounded_line(core, why)
 
 
 def build_pipeline(

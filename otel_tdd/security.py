@@ -22,6 +22,7 @@ __all__ = ["record_security_event"]
 # Events that also feed the seed's dedicated security counters.
 _AUTH_FAILURES = ("authentication_failure", "auth_failure", "login_failure")
 _AUTH_SUCCESSES = ("authentication_success", "auth_success", "login_success")
+_INT64 = range(-(2**63), 2**63)  # what OTLP carries: a bigger int fails the export batch
 
 
 def record_security_event(
@@ -32,12 +33,19 @@ def record_security_event(
     if not event_type or not isinstance(event_type, str):
         raise ValueError(f"event_type={event_type!r} is invalid: expected a non-empty string")
     runtime = _runtime.current()
-    safe = runtime.redactor.mapping(data or {})
+    # The type is free text too ("login for password=..."): it reaches the span event's
+    # name, the metric label and the message.
+    event_type = runtime.redactor.text(event_type)
+    safe = runtime.redactor.mapping(data if data is not None else {})
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event(
             "security." + event_type,
-            {k: v for k, v in safe.items() if isinstance(v, (str, bool, int, float))},
+            {
+                k: v
+                for k, v in safe.items()
+                if isinstance(v, (str, bool, float)) or (isinstance(v, int) and v in _INT64)
+            },
         )
     catalog.security_events.add(1, {"event_type": event_type})
     if event_type in _AUTH_FAILURES:

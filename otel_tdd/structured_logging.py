@@ -144,7 +144,7 @@ class StructuredLogger:
             "timestamp": format_timestamp(time.time()),
             "level": _level_name(level),
             "logger": self.name,
-            "message": message if isinstance(message, str) else str(message),
+            "message": message if type(message) is str else _message_text(message),
             "data": data if data is not None else {},
         }
         if blocks:
@@ -286,6 +286,8 @@ class JsonLogHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Never raises: a record that cannot be built is counted and written as a bounded
+        line saying so (stdlib's ``Handler.emit`` contract, without its stderr traceback)."""
         runtime = _runtime.RUNTIME or _runtime.current()
         pipeline = runtime.stdlib_pipeline
         if self.app_owns_record is not None and self.app_owns_record(record):
@@ -293,26 +295,32 @@ class JsonLogHandler(logging.Handler):
                 return  # no OTLP logs: nothing left for us to do with it
             pipeline = self._without_json(pipeline)
         try:
-            message = record.getMessage()
-        except Exception:  # a bad %-format in someone's log call must not crash the app
-            message = f"{record.msg!r} % {record.args!r}"
-        attributes = record.__dict__
-        data: dict[str, Any] = {}
-        if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
-            data = {key: attributes[key] for key in attributes.keys() - _RESERVED}
-        event: EventDict = {
-            "timestamp": format_timestamp(record.created),
-            "level": _level_name(record.levelno),
-            "logger": record.name,
-            "message": message,
-            "data": data,
-            "_time_ns": int(record.created * 1e9),
-        }
-        if record.exc_info and record.exc_info[0] is not None:
-            event["exception"] = "".join(traceback.format_exception(*record.exc_info))
-        elif record.exc_text:
-            event["exception"] = record.exc_text
-        pipeline(record.name, record.levelno, event)
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad %-format or a raising __str__/__repr__ in an argument
+                message = f"{_message_text(record.msg, repr)} % {_args_text(record.args)}"
+            attributes = record.__dict__
+            data: dict[str, Any] = {}
+            if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
+                data = {key: attributes[key] for key in attributes.keys() - _RESERVED}
+            event: EventDict = {
+                "timestamp": format_timestamp(record.created),
+                "level": _level_name(record.levelno),
+                "logger": record.name,
+                "message": message,
+                "data": data,
+                "_time_ns": int(record.created * 1e9),
+            }
+            if record.exc_info and record.exc_info[0] is not None:
+                event["exception"] = "".join(traceback.format_exception(*record.exc_info))
+            elif record.exc_text:
+                event["exception"] = record.exc_text
+        except Exception as error:  # a record someone built by hand, a hostile exception...
+            name = getattr(record, "name", None)
+            level = getattr(record, "levelno", logging.ERROR)
+            pipeline.failed(name if type(name) is str else "", level, None, error)
+            return
+        pipeline(record.name, record.levelno, event)  # reports its own failures
 
     def _without_json(self, pipeline: LogPipeline) -> LogPipeline:
         built, json_less = self._json_less
@@ -326,6 +334,31 @@ class JsonLogHandler(logging.Handler):
         return
 
 
+def _message_text(value: object, convert: Callable[[object], str] = str) -> str:
+    """``str(value)`` (or ``repr``) for a message that is not a string; never raises."""
+    try:
+        text = convert(value)
+        if type(text) is str:
+            return text
+    except Exception:
+        pass
+    try:
+        return f"<unprintable {type(value).__name__}>"
+    except Exception:
+        return "<unprintable>"
+
+
+def _args_text(args: object) -> str:
+    """The %-arguments of a record that failed to format, each shown on its own."""
+    if isinstance(args, tuple):
+        return "(" + ", ".join(_message_text(arg, repr) for arg in args) + ")"
+    return _message_text(args, repr)
+
+
 def iter_json_lines(text: str) -> Iterator[str]:
-    """The non-empty lines of a captured stream (test and tooling helper)."""
-    return (line for line in text.splitlines() if line.strip())
+    """The non-empty lines of a captured stream (test and tooling helper).
+
+    Split on ``\\n`` only: a JSON line may hold U+2028, U+2029 or U+0085, which
+    ``str.splitlines`` would also split on.
+    """
+    return (line for line in text.split("\n") if line.strip())

@@ -91,7 +91,9 @@ class Capture:
         return list(self.log_exporter.get_finished_logs())
 
     def lines(self) -> list[str]:
-        return [line for line in self.stream.getvalue().decode().splitlines() if line.strip()]
+        # Split on "\n" only: U+2028/U+2029/U+0085 inside a JSON string are not line ends.
+        text = self.stream.getvalue().decode()
+        return [line for line in text.split("\n") if line.strip()]
 
     def records(self, *, validate: bool = True) -> list[dict[str, Any]]:
         """Every JSON log line written so far, parsed (and checked against the schema)."""

@@ -18,6 +18,7 @@ import inspect
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -64,6 +65,32 @@ def _logger_or_default(logger: StructuredLogger | None) -> StructuredLogger:
     return _default_logger
 
 
+def _record_exception(span: Span, error: BaseException, runtime: _runtime.Runtime | None) -> None:
+    """``span.record_exception`` with the message and traceback redacted.
+
+    The SDK's own puts ``str(error)`` and the traceback on the span as they are: a
+    connection string or a card number in an error message would be exported.
+    """
+    from otel_tdd.log_pipeline import MAX_MESSAGE_CHARS, _text_of
+    from otel_tdd.redaction import Redactor
+
+    redactor = runtime.redactor if runtime is not None else Redactor()
+    try:
+        stacktrace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    except Exception:
+        stacktrace = ""
+    module, qualname = type(error).__module__, type(error).__qualname__
+    span.add_event(
+        "exception",
+        {  # the SDK's attributes, as its record_exception sets them
+            "exception.type": f"{module}.{qualname}" if module != "builtins" else qualname,
+            "exception.message": redactor.bounded_text(_text_of(error), MAX_MESSAGE_CHARS),
+            "exception.stacktrace": redactor.bounded_text(stacktrace, MAX_MESSAGE_CHARS),
+            "exception.escaped": "False",
+        },
+    )
+
+
 class _Tracker:
     """Per-operation state, built once at decoration time."""
 
@@ -104,7 +131,7 @@ class _Tracker:
         performance: dict[str, Any] = {}
         try:
             if error is not None:
-                span.record_exception(error)
+                _record_exception(span, error, runtime)
                 span.set_status(Status(StatusCode.ERROR, type(error).__name__))
             catalog.operation_duration.record(elapsed_ns / 1e9, self.attributes)
             duration_ms = elapsed_ns / 1e6
