@@ -140,6 +140,33 @@ def test_the_generated_tests_catch_a_wrong_budget(generated: Path, tmp_path: Pat
     assert "slo:error_budget_remaining:ratio" in output
 
 
+def test_the_generated_tests_catch_an_sli_with_no_value_before_the_first_failure(
+    generated: Path, tmp_path: Path
+) -> None:
+    """Without ``or vector(0)`` the error series of a service that never failed is
+    missing: the ratio and the budget left have no value ("No data"), not 0 and 1."""
+
+    def empty_until_a_failure(text: str) -> str:
+        fixed = re.sub(r"\((sum\(rate\([^)]*\)\)) or vector\(0\)\)", r"\1", text)
+        assert fixed != text
+        return fixed
+
+    output = _mutated_suite_fails(
+        generated, tmp_path, empty_until_a_failure, "slo-tdd-app-availability-budget.test.yml"
+    )
+    assert 'exp: {service="tdd-app", slo="availability"} 1E+00' in output
+    assert "got: nil" in output  # no value at all, not a wrong one
+
+
+def test_the_burn_rate_group_has_its_own_interval_at_every_scale() -> None:
+    """Not the global evaluation interval (compose's 5s): 30s, scaled."""
+    spec = load_spec(EXAMPLE)
+    for scale, interval in ((1.0, "30s"), (0.1, "3s"), (1 / 60, "1s")):
+        burn = render_rules(spec, scale=scale)["groups"][0]
+        assert burn["name"].startswith("slo-") and not burn["name"].endswith("-budget")
+        assert burn["interval"] == interval, scale
+
+
 def test_the_rules_follow_the_sre_workbook(generated: Path) -> None:
     alerts = {(a["alert"], a["labels"]["slo"]): a for a in alerts_of(generated)}
     page = alerts[("SLOBurnRatePage1h", "availability")]
@@ -184,7 +211,7 @@ def test_the_availability_sli_reads_the_catalog_series(generated: Path) -> None:
         if r.get("record") == "slo:sli_error:ratio_rate5m" and r["labels"]["slo"] == "availability"
     ]
     assert ratio["expr"] == (
-        'sum(rate(tdd_errors_total{job="tdd-app"}[5m]))\n/\n'
+        '(sum(rate(tdd_errors_total{job="tdd-app"}[5m])) or vector(0))\n/\n'
         'sum(rate(tdd_response_time_seconds_count{job="tdd-app"}[5m]))'
     )
 
