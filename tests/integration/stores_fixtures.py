@@ -15,17 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stores_helpers import App, JaegerUnderTest, run_app, start, wait_for
+from stores_helpers import App, JaegerUnderTest, run_app, running_jaeger, start, wait_for
 
 from otel_tdd import stores_query
 from otel_tdd.stack import process
 from otel_tdd.stack.store_configs import (
-    JaegerPorts,
-    jaeger_urls,
-    load_jaeger_config,
     victoria_logs_args,
     victoria_logs_url,
-    write_jaeger_config,
 )
 from otel_tdd.stack.stores import StoreBuildError, build_store
 
@@ -59,14 +55,8 @@ def victoria_logs(
 def jaeger(
     store_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JaegerUnderTest]:
-    base = tmp_path_factory.mktemp("jaeger")
-    ports = JaegerPorts(*process.free_ports(6))
-    config = write_jaeger_config(base / "config.yaml", ports, base / "data")
-    urls = jaeger_urls(ports, load_jaeger_config())
-    argv = [str(store_binaries["jaeger"]), f"--config={config}"]
-    running = start(argv, base / "jaeger.log", urls["health"], "Jaeger")
-    yield JaegerUnderTest(urls["query"], urls["otlp_http"], urls["metrics"])
-    process.stop(running.pid, running.argv)
+    with running_jaeger(store_binaries["jaeger"], tmp_path_factory.mktemp("jaeger")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,10 +31,17 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_tdd import stores_query
 from otel_tdd.stack import process
+from otel_tdd.stack.store_configs import (
+    JaegerPorts,
+    jaeger_urls,
+    load_jaeger_config,
+    write_jaeger_config,
+)
 
 T = TypeVar("T")
 SERVICE = "shop"
 STREAM_FIELDS = "service.name,deployment.environment"
+SELF_EXPORT_DELAY_MS = 500  # how often a self-tracing Jaeger would export its spans
 # Where the real run's output is kept for docs/stores.md (see save_walk).
 WALK_DIR = Path(__file__).resolve().parents[2] / "build" / "stores-walk"
 
@@ -63,8 +71,10 @@ class Running:
     log: Path
 
 
-def start(argv: list[str], log: Path, ready_url: str, what: str) -> Running:
-    proc = process.start(argv, log_path=log)
+def start(
+    argv: list[str], log: Path, ready_url: str, what: str, env: dict[str, str] | None = None
+) -> Running:
+    proc = process.start(argv, log_path=log, env=env)
     ok = process.wait_until(
         lambda: process.http_ok(ready_url), timeout=60, alive=lambda: proc.poll() is None
     )
@@ -82,6 +92,32 @@ class JaegerUnderTest:
 
 
 # --- the app ---------------------------------------------------------------------------
+
+
+@contextmanager
+def running_jaeger(
+    binary: Path, base: Path, source: dict[str, Any] | None = None
+) -> Iterator[JaegerUnderTest]:
+    """A Jaeger from the shipped config (or ``source``), stopped by pid on exit.
+
+    Were it to trace itself (``enable_tracing``), it would export its own spans to its
+    own OTLP port (the SDK's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, every 0.5 s), so a
+    ``jaeger`` service would show in its own store: the self-tracing check can fail.
+    """
+    ports = JaegerPorts(*process.free_ports(6))
+    config = write_jaeger_config(base / "config.yaml", ports, base / "data", source)
+    urls = jaeger_urls(ports, source or load_jaeger_config())
+    argv = [str(binary), f"--config={config}"]
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://{urls['otlp_grpc']}",
+        "OTEL_BSP_SCHEDULE_DELAY": str(SELF_EXPORT_DELAY_MS),
+    }
+    running = start(argv, base / "jaeger.log", urls["health"], "Jaeger", env=env)
+    try:
+        yield JaegerUnderTest(urls["query"], urls["otlp_http"], urls["metrics"])
+    finally:
+        process.stop(running.pid, running.argv)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -25,17 +26,20 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from stores_helpers import (
+    SELF_EXPORT_DELAY_MS,
     SERVICE,
     STREAM_FIELDS,
     App,
     JaegerUnderTest,
     otel_tdd,
+    running_jaeger,
     save_walk,
     wait_for,
 )
 
 from otel_tdd import stores_query
 from otel_tdd.stack import process
+from otel_tdd.stack.store_configs import load_jaeger_config
 
 pytestmark = pytest.mark.integration
 # The stores and the app, as fixtures shared with the other stores' test module.
@@ -416,6 +420,27 @@ def test_trace_without_the_log_store_prints_the_spans_and_fails(
     assert (
         "log records are missing" in result.stderr and "cannot reach VictoriaLogs" in result.stderr
     )
+
+
+def test_jaeger_does_not_trace_itself(app: App, jaeger: JaegerUnderTest) -> None:
+    """enable_tracing: false. This Jaeger would export its own spans to itself (see
+    running_jaeger), and its queries above would make a `jaeger` service: none."""
+    time.sleep(4 * SELF_EXPORT_DELAY_MS / 1000)  # several of its would-be exports
+    assert stores_query.known_services(jaeger.query_url) == [SERVICE]
+
+
+def test_the_self_tracing_check_fails_when_jaeger_traces_itself(
+    store_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """The check above can fail: with enable_tracing: true, `jaeger` shows up."""
+    config = load_jaeger_config()
+    config["extensions"]["jaeger_query"]["enable_tracing"] = True
+    with running_jaeger(store_binaries["jaeger"], tmp_path, config) as traced:
+        wait_for(
+            lambda: "jaeger" in stores_query.known_services(traced.query_url),
+            30,
+            "a self-tracing Jaeger to list its own service",
+        )
 
 
 def test_both_stores_serve_prometheus_metrics(jaeger: JaegerUnderTest, victoria_logs: str) -> None:
