@@ -37,7 +37,7 @@ from stores_helpers import (
     wait_for,
 )
 
-from otel_tdd import stores_query
+from otel_tdd import stores_cli, stores_query
 from otel_tdd.stack import process
 from otel_tdd.stack.store_configs import load_jaeger_config
 
@@ -341,6 +341,25 @@ def test_logs_over_the_limit_shows_the_oldest_and_says_more_exist(victoria_logs:
     assert "showing 2, more exist (raise --limit)" in limited.stderr
     exact = otel_tdd(*base, "--limit", "5")
     assert len(exact.stdout.splitlines()) == 5 and "more exist" not in exact.stderr
+
+
+def test_trace_says_when_it_shows_only_the_first_records(
+    app: App,
+    jaeger: JaegerUnderTest,
+    victoria_logs: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`trace` reads up to 1000 records; past that it says so. Here the cap is 2 of 4."""
+    real = stores_query.fetch_logs
+    monkeypatch.setattr(stores_query, "fetch_logs", lambda url, query: real(url, query, limit=2))
+    made = app.slow_failed
+    assert stores_cli.trace_cli([made.trace_id, "--jaeger", jaeger.query_url,
+                                 "--logs", victoria_logs]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    assert made.messages[1] in out and made.messages[2] not in out  # the oldest two
+    assert "showing the first 2 log records of the trace, more exist" in err
+    assert f"(`otel-tdd logs --trace {made.trace_id} --limit N` lists them)" in err
 
 
 def test_logs_follow_catches_up_on_a_burst_bigger_than_its_limit(victoria_logs: str) -> None:
