@@ -51,6 +51,11 @@ _UP_HINTS: Mapping[str, str] = {
     "Prometheus": "is the stack up? start it with `otel-tdd stack up`, or pass --prometheus "
     f"URL or set {ENV_PROMETHEUS_URL}",
 }
+_EXAMPLES = {
+    "Jaeger": DEFAULT_URLS[ENV_JAEGER_URL],
+    "VictoriaLogs": DEFAULT_URLS[ENV_LOGS_URL],
+    "Prometheus": DEFAULT_URLS[ENV_PROMETHEUS_URL],
+}
 
 
 class StoreQueryError(Exception):
@@ -75,9 +80,8 @@ def open_url(url: str, store: str, data: bytes | None = None, timeout: float = T
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         # urllib would also open file:, ftp: or data: URLs: a store is an HTTP server.
-        raise StoreQueryError(
-            f"bad {store} URL {url!r}: use http:// or https://, e.g. http://127.0.0.1:9090"
-        )
+        example = _EXAMPLES.get(store, "http://127.0.0.1:PORT")
+        raise StoreQueryError(f"bad {store} URL {url!r}: use http:// or https://, e.g. {example}")
     request = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -26,7 +26,10 @@ def dead_url() -> str:
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "127.0.0.1:9428"])
 def test_a_url_that_is_not_http_is_refused_before_opening_it(url: str) -> None:
-    with pytest.raises(q.StoreQueryError, match=r"bad VictoriaLogs URL .*use http:// or https://"):
+    with pytest.raises(
+        q.StoreQueryError,
+        match=r"bad VictoriaLogs URL .*use http:// or https://, e\.g\. http://127\.0\.0\.1:9428$",
+    ):
         q.open_url(url, "VictoriaLogs")
 
 
