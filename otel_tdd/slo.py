@@ -175,18 +175,21 @@ def _expect(data: Mapping[str, Any], key: str, kind: type, field: str, source: s
 
 
 def _objective(raw: Any, field: str, source: str) -> float:
+    if raw is None:
+        raise SpecError(field, "missing; required: a percentage such as 99.9", source)
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise SpecError(field, f"{raw!r} is not a number; give a percentage such as 99.9", source)
     value = float(raw)
+    lowest = 100 * (1 - MAX_PAGE_ERROR_RATIO / FASTEST_BURN)
     if not 0 < value < 100:
         raise SpecError(
             field,
-            f"{raw} is out of range: an objective is a percentage of good events, "
-            "more than 0 and less than 100 (100 would leave no error budget)",
+            f"{raw} is out of range: an objective is a percentage of good events, more "
+            f"than {lowest:.2f} (below, the page alert could hardly ever fire) and less than "
+            "100 (100 would leave no error budget)",
             source,
         )
     if FASTEST_BURN * (1 - value / 100) >= MAX_PAGE_ERROR_RATIO:
-        lowest = 100 * (1 - MAX_PAGE_ERROR_RATIO / FASTEST_BURN)
         raise SpecError(
             field,
             f"{raw} leaves a {100 - value:g} % error budget; the page alert fires at "

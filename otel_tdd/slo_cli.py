@@ -107,6 +107,20 @@ def slo_dashboard_json(spec: SLOSpec) -> str:
     return text
 
 
+def _remove_stale(out: Path, first_line: str, keep: set[Path]) -> None:
+    """Delete rules and tests this spec generated before and no longer does (a renamed
+    service or objective), so no ghost alert stays loaded. Only files named as ours whose
+    first line says they came from this same spec: another spec's or a hand-written file
+    in the same folder stays."""
+    for folder, pattern in (("rules", "slo-*.yml"), ("tests", "slo-*.test.yml")):
+        for path in (out / folder).glob(pattern):
+            if path in keep or not path.is_file():
+                continue
+            with path.open(encoding="utf-8", errors="replace") as file:
+                if file.readline().rstrip("\n") == first_line:
+                    path.unlink()
+
+
 def generate(spec: SLOSpec, out: Path, scale: float = 1.0, dashboard: bool = True) -> list[Path]:
     """Write the rules, their promtool tests and (``dashboard``) the dashboard; the paths."""
     header = (
@@ -123,6 +137,7 @@ def generate(spec: SLOSpec, out: Path, scale: float = 1.0, dashboard: bool = Tru
         files[out / "tests" / name] = _dump(document, header)
     if dashboard:
         files[out / "dashboards" / f"slo-{spec.service}.json"] = slo_dashboard_json(spec)
+    _remove_stale(out, header.splitlines()[0], set(files))
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

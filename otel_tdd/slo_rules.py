@@ -118,7 +118,11 @@ def error_ratio(slo: SLO, window: str) -> str:
     if slo.latency_threshold_s is None:
         errors = _selector(slo, series.errors, series.error_matchers)
         total = _selector(slo, series.total)
-        return f"sum(rate({errors}[{window}]))\n/\nsum(rate({total}[{window}]))"
+        # An error counter's series appears at the first failure: until then the sum is
+        # empty, and without `or vector(0)` a healthy service's ratio has no value at all
+        # (its budget and dashboard say "No data"). Both sides are label-free sums, so
+        # the division matches; the rules' `labels:` add service and slo.
+        return f"(sum(rate({errors}[{window}])) or vector(0))\n/\nsum(rate({total}[{window}]))"
     count = _selector(slo, f"{series.histogram}_count")
     good = _selector(slo, f"{series.histogram}_bucket", _le_matcher(slo.le))
     return (
@@ -213,8 +217,9 @@ def _groups(slo: SLO, scale: float) -> list[dict[str, Any]]:
         "interval": scaled("1m"),
         "rules": budget_rules,
     }
-    if scale != 1:
-        burn["interval"] = format_duration(max(1.0, 30 * scale))
+    # Always set: left to the global (compose's 5s) it would run seven rate() up to [3d]
+    # every 5s per objective. 30s is well under the shortest window's 5m.
+    burn["interval"] = format_duration(max(1.0, 30 * scale))
     return [burn, budget]
 
 
@@ -238,8 +243,13 @@ def _counter(phases: Sequence[tuple[int, float]]) -> str:
     return " ".join(parts)
 
 
-def _input_series(slo: SLO, bad: Sequence[tuple[int, float]]) -> list[dict[str, str]]:
-    """Series where ``bad`` gives (steps, share of bad events) phases; totals are steady."""
+def _input_series(
+    slo: SLO, bad: Sequence[tuple[int, float]], *, error_series: bool = True
+) -> list[dict[str, str]]:
+    """Series where ``bad`` gives (steps, share of bad events) phases; totals are steady.
+
+    Without ``error_series`` an availability SLI's error counter is left out: a service
+    that never failed, whose error series does not exist yet."""
     q = EVENTS_PER_STEP
     total = [(steps, float(q)) for steps, _ in bad]
     bads = [(steps, q * share) for steps, share in bad]
@@ -253,11 +263,13 @@ def _input_series(slo: SLO, bad: Sequence[tuple[int, float]]) -> list[dict[str, 
         ]
     elif series.errors == series.total:  # span metrics: errors are one status of the calls
         pairs = [
-            (_selector(slo, series.total, series.error_matchers), bads),
             (_selector(slo, series.total, 'status_code="STATUS_CODE_UNSET"'), goods),
-        ]
+            (_selector(slo, series.total, series.error_matchers), bads),
+        ][: 2 if error_series else 1]
     else:
-        pairs = [(_selector(slo, series.errors), bads), (_selector(slo, series.total), total)]
+        pairs = [(_selector(slo, series.total), total), (_selector(slo, series.errors), bads)][
+            : 2 if error_series else 1
+        ]
     return [{"series": name, "values": _counter(phases)} for name, phases in pairs]
 
 
@@ -342,7 +354,8 @@ def render_rule_tests(
 
 
 def _budget_test(slo: SLO, rule_file: str, scale: float) -> dict[str, Any]:
-    """Half the budget's share of bad events all over the window: half the budget is left."""
+    """Half the budget's share of bad events all over the window: half the budget is
+    left; no failure ever (no error series at all): all of it is left."""
     days = WINDOWS[slo.window]
     step = 86400 * scale
     at = format_duration(days * step)
@@ -370,6 +383,12 @@ def _budget_test(slo: SLO, rule_file: str, scale: float) -> dict[str, Any]:
                     value("slo:error_budget:ratio", slo.budget),
                     value("slo:error_budget_remaining:ratio", 0.5),
                 ],
-            }
+            },
+            {
+                "name": f"{slo.name}: no failure yet, the whole error budget is left",
+                "interval": format_duration(step),
+                "input_series": _input_series(slo, [(days, 0.0)], error_series=False),
+                "promql_expr_test": [value("slo:error_budget_remaining:ratio", 1.0)],
+            },
         ],
     }

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from otel_tdd import stores_query as q
 from otel_tdd import trace_view as view
+from otel_tdd.exemplars_query import fetch_exemplars
 
 __all__ = ["exemplars_cli", "logs_cli", "trace_cli", "traces_cli"]
 
@@ -36,6 +37,11 @@ def _url_flag(parser: argparse.ArgumentParser, flag: str, env: str, store: str) 
 
 def _url(value: str | None, env: str) -> str:
     return value.rstrip("/") if value else q.default_url(env)
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise q.StoreQueryError(f"bad --limit {limit}: use 1 or more")
 
 
 def _fail(command: str, error: object) -> int:
@@ -62,7 +68,7 @@ def trace_cli(argv: Sequence[str]) -> int:
         spans = q.fetch_trace(_url(args.jaeger, q.ENV_JAEGER_URL), args.trace_id)
     except q.StoreQueryError as exc:
         return _fail("trace", exc)
-    logs: list[q.LogRecord] = []
+    logs = q.LogPage()
     logs_error = None
     try:
         logs = q.fetch_logs(_url(args.logs, q.ENV_LOGS_URL), q.logsql(trace_id=args.trace_id))
@@ -72,6 +78,12 @@ def trace_cli(argv: Sequence[str]) -> int:
         print(json.dumps(view.trace_json(spans, logs), indent=2))
     else:
         print("\n".join(view.render_trace(spans, logs, colour=_colour())))
+    if logs.more:
+        print(
+            f"showing the first {len(logs)} log records of the trace, more exist "
+            f"(`otel-tdd logs --trace {args.trace_id} --limit N` lists them)",
+            file=sys.stderr,
+        )
     if logs_error is not None:
         return _fail("trace", f"the trace's log records are missing: {logs_error}")
     return 0
@@ -95,8 +107,7 @@ def traces_cli(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     url = _url(args.jaeger, q.ENV_JAEGER_URL)
     try:
-        if args.limit < 1:
-            raise q.StoreQueryError(f"bad --limit {args.limit}: use 1 or more")
+        _check_limit(args.limit)
         found = q.find_traces(
             url,
             args.service,
@@ -152,6 +163,7 @@ def logs_cli(argv: Sequence[str]) -> int:
             print(view.render_log_line(record, colour=colour), flush=True)
 
     try:
+        _check_limit(args.limit)
         query = q.logsql(
             args.query,
             trace_id=args.trace,
@@ -163,8 +175,11 @@ def logs_cli(argv: Sequence[str]) -> int:
             for record in q.follow_logs(url, query, limit=args.limit):
                 show(record)
         else:
-            for record in q.fetch_logs(url, query, limit=args.limit):
+            page = q.fetch_logs(url, query, limit=args.limit)
+            for record in page:
                 show(record)
+            if page.more:  # said, not hidden: these are the oldest, not all
+                print(f"showing {len(page)}, more exist (raise --limit)", file=sys.stderr)
     except q.StoreQueryError as exc:
         return _fail("logs", exc)
     except KeyboardInterrupt:  # how --follow ends
@@ -190,10 +205,11 @@ def exemplars_cli(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     url = _url(args.prometheus, q.ENV_PROMETHEUS_URL)
     try:
-        found = q.fetch_exemplars(url, args.metric, since=q.parse_duration(args.since))
+        _check_limit(args.limit)
+        found = fetch_exemplars(url, args.metric, since=q.parse_duration(args.since))
     except q.StoreQueryError as exc:
         return _fail("exemplars", exc)
-    found = found[: max(1, args.limit)]
+    found = found[: args.limit]
     if args.json:
         print(json.dumps([e.__dict__ for e in found], indent=2))
     elif not found:

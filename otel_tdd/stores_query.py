@@ -1,29 +1,39 @@
-"""Read traces from Jaeger, logs from VictoriaLogs and exemplars from Prometheus.
+"""Read traces from Jaeger and logs from VictoriaLogs (exemplars: exemplars_query).
 
-Plain ``urllib`` with bounded timeouts: three small read-only HTTP APIs do not
-justify a client library each. Every failure is a :class:`StoreQueryError`
-that names the URL and the fix ("is the stack up?", "unknown trace id").
+Over :mod:`otel_tdd.store_http` (URLs, bounded HTTP, :class:`StoreQueryError`,
+re-exported here as the query commands' one import).
 
 APIs used: Jaeger's ``/api/v3/traces/<id>`` (OTLP JSON, nanosecond times and the
 span status as sent) to fetch one trace, and ``/api/traces`` to search, since
 only that one filters on tags (``error=true``); VictoriaLogs'
-``/select/logsql/query`` (JSON lines); Prometheus' ``/api/v1/query_exemplars``.
+``/select/logsql/query`` (JSON lines).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import os
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from otel_tdd.store_http import (
+    DEFAULT_URLS,
+    ENV_JAEGER_URL,
+    ENV_LOGS_URL,
+    ENV_PROMETHEUS_URL,
+    TIMEOUT,
+    HTTPStatusError,
+    StoreQueryError,
+    default_url,
+    open_url,
+    parse_json,
+)
 
 __all__ = [
     "DEFAULT_URLS",
@@ -31,14 +41,14 @@ __all__ = [
     "ENV_LOGS_URL",
     "ENV_PROMETHEUS_URL",
     "LEVELS",
-    "TRACE_ID_LABELS",
-    "Exemplar",
+    "TIMEOUT",
+    "HTTPStatusError",
+    "LogPage",
     "LogRecord",
     "Span",
     "StoreQueryError",
     "TraceSummary",
     "default_url",
-    "fetch_exemplars",
     "fetch_logs",
     "fetch_trace",
     "find_traces",
@@ -46,36 +56,17 @@ __all__ = [
     "known_services",
     "logsql",
     "normalize_trace_id",
+    "open_url",
     "parse_duration",
+    "parse_json",
     "utc",
 ]
-
-ENV_JAEGER_URL = "OTEL_TDD_JAEGER_URL"
-ENV_LOGS_URL = "OTEL_TDD_LOGS_URL"
-ENV_PROMETHEUS_URL = "OTEL_TDD_PROMETHEUS_URL"
-# The ports compose publishes on 127.0.0.1 (compose/docker-compose.yml).
-DEFAULT_URLS: Mapping[str, str] = {
-    ENV_JAEGER_URL: "http://127.0.0.1:16686",
-    ENV_LOGS_URL: "http://127.0.0.1:9428",
-    ENV_PROMETHEUS_URL: "http://127.0.0.1:9090",
-}
-TIMEOUT = 10.0
-_UP_HINT = "is the stack up? start it with `otel-tdd stack up`, or pass the store's URL"
 
 # OTel severity numbers where each level starts (logs data model).
 LEVELS: Mapping[str, int] = {
     "trace": 1, "debug": 5, "info": 9, "warn": 13, "error": 17, "fatal": 21,
 }  # fmt: skip
 _LEVEL_ALIASES = {"warning": "warn", "critical": "fatal"}
-
-
-class StoreQueryError(Exception):
-    """A store could not answer; the message names the store, the URL and the fix."""
-
-
-def default_url(env_name: str) -> str:
-    """The store URL from ``env_name`` if set, else the compose/stack default."""
-    return (os.environ.get(env_name) or DEFAULT_URLS[env_name]).rstrip("/")
 
 
 # --- values ---------------------------------------------------------------------
@@ -115,36 +106,6 @@ def _level_floor(level: str) -> int:
     if name not in LEVELS:
         raise StoreQueryError(f"bad level {level!r}: choose from {', '.join(LEVELS)}")
     return LEVELS[name]
-
-
-# --- HTTP -----------------------------------------------------------------------
-
-
-def _open(url: str, store: str, data: bytes | None = None, timeout: float = TIMEOUT) -> bytes:
-    request = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body: bytes = response.read()
-            return body
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace").strip()[:500]
-        raise _HTTPStatusError(exc.code, f"{store} at {url} answered {exc.code}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise StoreQueryError(f"cannot reach {store} at {url} ({reason}); {_UP_HINT}") from exc
-
-
-class _HTTPStatusError(StoreQueryError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _json(body: bytes, store: str, url: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise StoreQueryError(f"{store} at {url} sent something that is not JSON: {exc}") from exc
 
 
 # --- Jaeger -----------------------------------------------------------------------
@@ -191,7 +152,12 @@ def _hex_id(value: str) -> str:
     """OTLP JSON ids are hex in Jaeger's answer; tolerate base64 as the OTLP spec has it."""
     if not value or re.fullmatch(r"[0-9a-fA-F]+", value):
         return value.lower()
-    return base64.b64decode(value).hex()
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except binascii.Error as exc:
+        raise StoreQueryError(
+            f"Jaeger sent an id that is neither hex nor base64: {value!r} ({exc})"
+        ) from exc
 
 
 _STATUS = {"STATUS_CODE_OK": "OK", "STATUS_CODE_ERROR": "ERROR", 1: "OK", 2: "ERROR"}
@@ -230,15 +196,15 @@ def fetch_trace(base_url: str, trace_id: str, timeout: float = TIMEOUT) -> list[
     trace_id = normalize_trace_id(trace_id)
     url = f"{base_url.rstrip('/')}/api/v3/traces/{trace_id}"
     try:
-        body = _open(url, "Jaeger", timeout=timeout)
-    except _HTTPStatusError as exc:
+        body = open_url(url, "Jaeger", timeout=timeout)
+    except HTTPStatusError as exc:
         if exc.status == 404:
             raise StoreQueryError(
                 f"trace {trace_id} is not in Jaeger at {base_url} (unknown id, not exported "
                 "yet, or older than the store's 7-day TTL)"
             ) from exc
         raise
-    result = _json(body, "Jaeger", url).get("result") or {}
+    result = parse_json(body, "Jaeger", url).get("result") or {}
     spans = _spans_from_otlp(result)
     if not spans:
         raise StoreQueryError(f"trace {trace_id} is not in Jaeger at {base_url} (no spans)")
@@ -319,7 +285,7 @@ def find_traces(
     if min_duration is not None:
         params["minDuration"] = f"{int(min_duration * 1e6)}us"
     url = f"{base_url.rstrip('/')}/api/traces?{urllib.parse.urlencode(params)}"
-    data = _json(_open(url, "Jaeger", timeout=timeout), "Jaeger", url)
+    data = parse_json(open_url(url, "Jaeger", timeout=timeout), "Jaeger", url)
     summaries = [_summary(t) for t in data.get("data") or [] if t.get("spans")]
     return sorted(summaries, key=lambda s: s.start_us, reverse=True)[:limit]
 
@@ -327,7 +293,8 @@ def find_traces(
 def known_services(base_url: str, timeout: float = TIMEOUT) -> list[str]:
     """The service names Jaeger has seen (to say which exist when a search finds none)."""
     url = f"{base_url.rstrip('/')}/api/services"
-    return sorted(_json(_open(url, "Jaeger", timeout=timeout), "Jaeger", url).get("data") or [])
+    data = parse_json(open_url(url, "Jaeger", timeout=timeout), "Jaeger", url)
+    return sorted(data.get("data") or [])
 
 
 # --- VictoriaLogs -------------------------------------------------------------------
@@ -396,26 +363,51 @@ def logsql(
     return " ".join(parts or ["*"]) + " | sort by (_time)"
 
 
+class LogPage(list[LogRecord]):
+    """Records, oldest first; ``more`` when the store holds more past the limit."""
+
+    more: bool = False
+
+
 def _query_logs(
     base_url: str, query: str, limit: int, start: str | None, timeout: float
-) -> list[LogRecord]:
+) -> LogPage:
+    """The oldest ``limit`` records of ``query`` (at or after ``start``).
+
+    ``| limit`` after the query's ``sort by (_time)`` says so in the query itself
+    rather than through the form's ``limit`` arg, documented as the N most recent
+    (v1.52.1 applies it after our sort, measured; the pipe does not depend on that).
+    One record more than asked says whether there are more.
+    """
     url = f"{base_url.rstrip('/')}/select/logsql/query"
-    form = {"query": query, "limit": str(limit)}
+    form = {"query": f"{query} | limit {limit + 1}"}
     if start:
         form["start"] = start
-    body = _open(url, "VictoriaLogs", urllib.parse.urlencode(form).encode(), timeout=timeout)
+    body = open_url(url, "VictoriaLogs", urllib.parse.urlencode(form).encode(), timeout=timeout)
     records = []
     for line in body.decode("utf-8", "replace").splitlines():
         if line.strip():
-            records.append(_record(_json(line.encode(), "VictoriaLogs", url)))
-    return sorted(records, key=lambda r: r.time_ns)
+            records.append(_record(parse_json(line.encode(), "VictoriaLogs", url)))
+    records.sort(key=lambda r: r.time_ns)
+    page = LogPage(records[:limit])
+    page.more = len(records) > limit
+    return page
 
 
 def fetch_logs(
     base_url: str, query: str, *, limit: int = 1000, timeout: float = TIMEOUT
-) -> list[LogRecord]:
-    """Records matching the LogsQL ``query`` (see :func:`logsql`), oldest first."""
+) -> LogPage:
+    """The oldest ``limit`` records matching the LogsQL ``query`` (see :func:`logsql`,
+    whose ``sort by (_time)`` makes them the oldest), oldest first; ``.more`` says if
+    the store holds more."""
     return _query_logs(base_url, query, limit, None, timeout)
+
+
+def _start_arg(ns: int) -> str:
+    """Unix nanoseconds as VictoriaLogs' ``start`` (seconds with 9 decimals), exactly:
+    through a float, ns / 1e9 keeps only ~microseconds at today's epoch."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    return f"{seconds}.{fraction:09d}"
 
 
 def follow_logs(
@@ -428,87 +420,31 @@ def follow_logs(
 ) -> Iterator[LogRecord]:
     """Records matching ``query`` as they arrive, forever (the caller stops it).
 
-    Polls with a cursor: each round asks for records at or after the newest
-    ``_time`` seen (``start``, inclusive) and drops the ones already yielded at
-    that instant. A record ingested later with an older timestamp is missed,
-    as with any cursor on event time.
+    Polls with a cursor: each round asks for the oldest ``limit`` records at or
+    after the newest ``_time`` seen (``start``, inclusive) and drops the ones
+    already yielded at that instant; a full round polls again at once, so a burst
+    bigger than ``limit`` is caught up, not skipped. A record ingested later with
+    an older timestamp is missed, as with any cursor on event time.
     """
     cursor: int | None = None
     seen_at_cursor: set[tuple[str, str, str]] = set()
     while True:
-        start = None if cursor is None else f"{cursor / 1e9:.9f}"
-        for record in _query_logs(base_url, query, limit, start, timeout):
+        start = None if cursor is None else _start_arg(cursor)
+        # The records already seen at the cursor come back (start is inclusive): ask
+        # for them on top, or a full page of them would never let the cursor move.
+        page = _query_logs(base_url, query, limit + len(seen_at_cursor), start, timeout)
+        fresh = 0
+        for record in page:
             key = (str(record.time_ns), record.fields.get("_stream_id", ""), record.message)
             if cursor is not None and record.time_ns <= cursor and key in seen_at_cursor:
                 continue
             if cursor is None or record.time_ns > cursor:
                 cursor, seen_at_cursor = record.time_ns, set()
             seen_at_cursor.add(key)
+            fresh += 1
             yield record
-        time.sleep(interval)
-
-
-# --- Prometheus exemplars -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Exemplar:
-    """One exemplar: the observed value, its series and the trace it came from."""
-
-    value: float
-    timestamp: float
-    trace_id: str
-    span_id: str
-    series: Mapping[str, str]
-
-
-# Exemplar labels that carry a trace id: the Collector's prometheus exporter
-# writes trace_id; some other instrumentations write traceID.
-TRACE_ID_LABELS = ("trace_id", "traceID", "traceId")
-
-
-def fetch_exemplars(
-    base_url: str,
-    metric: str,
-    *,
-    since: float = 900.0,
-    now: float | None = None,
-    timeout: float = TIMEOUT,
-) -> list[Exemplar]:
-    """Exemplars with a trace id for ``metric`` (a histogram's ``_bucket`` is implied),
-    slowest first."""
-    selector = metric
-    if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", metric) and not metric.endswith(
-        ("_bucket", "_total", "_count", "_sum")
-    ):
-        selector = f"{metric}_bucket"
-    end = time.time() if now is None else now
-    params = {"query": selector, "start": f"{end - since:.3f}", "end": f"{end:.3f}"}
-    url = f"{base_url.rstrip('/')}/api/v1/query_exemplars?{urllib.parse.urlencode(params)}"
-    try:
-        body = _open(url, "Prometheus", timeout=timeout)
-    except _HTTPStatusError as exc:
-        if exc.status == 400:
-            raise StoreQueryError(f"Prometheus refused the selector {selector!r}: {exc}") from exc
-        raise
-    data = _json(body, "Prometheus", url)
-    found = []
-    for series in data.get("data") or []:
-        labels = dict(series.get("seriesLabels") or {})
-        for raw in series.get("exemplars") or []:
-            ex_labels = raw.get("labels") or {}
-            trace_id = next((ex_labels[k] for k in TRACE_ID_LABELS if k in ex_labels), "")
-            if trace_id:
-                found.append(
-                    Exemplar(
-                        value=float(raw["value"]),
-                        timestamp=float(raw["timestamp"]),
-                        trace_id=trace_id,
-                        span_id=ex_labels.get("span_id", ex_labels.get("spanID", "")),
-                        series=labels,
-                    )
-                )
-    return sorted(found, key=lambda e: (-e.value, -e.timestamp))
+        if not (page.more and fresh):  # behind: catch up at once, but never spin
+            time.sleep(interval)
 
 
 def utc(ns: int) -> str:

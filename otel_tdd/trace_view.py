@@ -11,7 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from otel_tdd.stores_query import Exemplar, LogRecord, Span, TraceSummary, utc
+from otel_tdd.exemplars_query import Exemplar
+from otel_tdd.stores_query import LogRecord, Span, TraceSummary, utc
 
 __all__ = [
     "format_duration",

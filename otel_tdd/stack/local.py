@@ -1071,6 +1071,7 @@ class LocalStack:
                 binary,
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={home / 'data'}",
+                "--storage.tsdb.retention.time=31d",  # as compose: SLO budgets span 30 days
                 f"--web.listen-address={_loopback(ports['web'])}",
                 "--web.enable-lifecycle",
             ], None

@@ -74,7 +74,6 @@ control = pathlib.Path(sys.argv[1])
 rate = int(sys.argv[2])
 otel_tdd.configure()
 attributes = {"endpoint": "/work"}  # one series: no new series appears when failing starts
-catalog.errors.add(0, {"type": "Injected"})  # from 0, so rate() sees the first failure
 catalog.response_time.record(0.01, attributes)
 history_done, fail_every, n = False, 0, 0
 next_tick = time.monotonic()
@@ -163,6 +162,68 @@ def slo_stack(
         stack.down()
 
 
+def healthy_steady_state(stack: StackUnderTest, control: Path, service: str) -> None:
+    """The service's compressed history in Prometheus, then steady healthy traffic
+    alone in the page's long window: the SLI reads 0 and the whole budget is left,
+    though its error counter has no series yet (no `errors.add(0)` anywhere)."""
+    job = f'job="{service}"'
+    # Prometheus loaded the generated rules (through `stack up`), scaled.
+    stack.wait_for(
+        lambda: stack.query_value(f'slo:error_budget:ratio{{service="{service}"}}') == 0.001,
+        15,
+        "the generated SLO rules, evaluated by Prometheus",
+    )
+    stack.wait_for(
+        lambda: stack.query_value(f"tdd_response_time_seconds_count{{{job}}}"),
+        60,
+        "the service's first request in Prometheus",
+    )
+    (control / "history").write_text(str(HISTORY))
+    stack.wait_for(
+        lambda: (stack.query_value(f"tdd_response_time_seconds_count{{{job}}}") or 0) > HISTORY,
+        60,
+        "the compressed history in Prometheus",
+    )
+    # Let the history leave the page's long window: it holds steady traffic only.
+    time.sleep(LONG_WINDOW_S + 3)
+    assert stack.query(f"tdd_errors_total{{{job}}}") == []  # no failure, no error series
+    assert stack.query_value(f'slo:sli_error:ratio_rate1h{{service="{service}"}}') == 0
+    remaining = f'slo:error_budget_remaining:ratio{{service="{service}"}}'
+    assert stack.query_value(remaining) == 1  # a value, not "No data"
+
+
+def wait_for_the_page(
+    stack: StackUnderTest, sinks: Sinks, service: str, failing_since: tuple[float, float]
+) -> None:
+    """The 1h page arrives at Slack, neither before the maths allows nor much after."""
+    title = f"[CRITICAL FIRING] SLOBurnRatePage1h {service}"
+    page = sinks.slack.wait_for(
+        lambda requests: [r for r in requests if title in slack_titles(r.json)],
+        PREDICTED_S + LATE_MARGIN_S,
+    )
+    assert page, f"no {title!r} within {PREDICTED_S + LATE_MARGIN_S:.0f}s\n{sinks.summary()}"
+    arrived_after = page[0].received_at - failing_since[0]
+    (firing,) = [
+        a
+        for a in prometheus_alerts(stack, service)
+        if a["labels"]["alertname"] == "SLOBurnRatePage1h"
+    ]
+    # No `for:`, so activeAt is when Prometheus first saw both windows above 14.4x.
+    fired_after = active_at(firing["activeAt"]) - failing_since[1]
+    print(
+        f"\npredicted {PREDICTED_S:.1f}s; fired in Prometheus after {fired_after:.1f}s, "
+        f"at the Slack sink after {arrived_after:.1f}s"
+    )
+    for seconds in (fired_after, arrived_after):
+        assert seconds >= PREDICTED_S - EARLY_TOLERANCE_S, "paged earlier than the maths"
+        assert seconds <= PREDICTED_S + LATE_MARGIN_S
+    assert firing["state"] == "firing"
+    assert firing["labels"]["severity"] == "critical"
+    assert firing["labels"]["long_window"] == "1h"
+    assert page[0].json["channel"] == "#alerts-critical"
+    assert "docs/runbooks/SLOBurnRatePage.md" in page[0].json["attachments"][0]["text"]
+
+
 def test_a_steady_failure_pages_within_the_predicted_time_and_nothing_slower_fires(
     slo_stack: StackUnderTest, sinks: Sinks, service: str, tmp_path: Path
 ) -> None:
@@ -173,62 +234,16 @@ def test_a_steady_failure_pages_within_the_predicted_time_and_nothing_slower_fir
     app = RunningCommand(
         [sys.executable, "-c", SERVICE_SCRIPT, str(control), str(RATE)], env, tmp_path, "service"
     )
-    job = f'job="{service}"'
     try:
-        # Prometheus loaded the generated rules (through `stack up`), scaled.
-        stack.wait_for(
-            lambda: stack.query_value(f'slo:error_budget:ratio{{service="{service}"}}') == 0.001,
-            15,
-            "the generated SLO rules, evaluated by Prometheus",
-        )
-        stack.wait_for(
-            lambda: stack.query_value(f"tdd_response_time_seconds_count{{{job}}}"),
-            60,
-            "the service's first request in Prometheus",
-        )
-        (control / "history").write_text(str(HISTORY))
-        stack.wait_for(
-            lambda: (stack.query_value(f"tdd_response_time_seconds_count{{{job}}}") or 0) > HISTORY,
-            60,
-            "the compressed history in Prometheus",
-        )
-        # Let the history leave the page's long window: it holds steady traffic only.
-        time.sleep(LONG_WINDOW_S + 3)
-        assert stack.query_value(f'slo:sli_error:ratio_rate1h{{service="{service}"}}') == 0
-
-        failing_since, failing_since_wall = time.monotonic(), time.time()
+        healthy_steady_state(stack, control, service)
+        failing_since = time.monotonic(), time.time()
         (control / "fail").write_text(str(FAIL_EVERY))
-        title = f"[CRITICAL FIRING] SLOBurnRatePage1h {service}"
-        page = sinks.slack.wait_for(
-            lambda requests: [r for r in requests if title in slack_titles(r.json)],
-            PREDICTED_S + LATE_MARGIN_S,
-        )
-        assert page, f"no {title!r} within {PREDICTED_S + LATE_MARGIN_S:.0f}s\n{sinks.summary()}"
-        arrived_after = page[0].received_at - failing_since
-        (firing,) = [
-            a
-            for a in prometheus_alerts(stack, service)
-            if a["labels"]["alertname"] == "SLOBurnRatePage1h"
-        ]
-        # No `for:`, so activeAt is when Prometheus first saw both windows above 14.4x.
-        fired_after = active_at(firing["activeAt"]) - failing_since_wall
-        print(
-            f"\npredicted {PREDICTED_S:.1f}s; fired in Prometheus after {fired_after:.1f}s, "
-            f"at the Slack sink after {arrived_after:.1f}s"
-        )
-        for seconds in (fired_after, arrived_after):
-            assert seconds >= PREDICTED_S - EARLY_TOLERANCE_S, "paged earlier than the maths"
-            assert seconds <= PREDICTED_S + LATE_MARGIN_S
-        assert firing["state"] == "firing"
-        assert firing["labels"]["severity"] == "critical"
-        assert firing["labels"]["long_window"] == "1h"
-        assert page[0].json["channel"] == "#alerts-critical"
-        assert "docs/runbooks/SLOBurnRatePage.md" in page[0].json["attachments"][0]["text"]
+        wait_for_the_page(stack, sinks, service, failing_since)
 
         # Past the critical route's group_wait, nothing slower has fired or is pending:
         # not in Prometheus (at any moment since the failure began) and not at any sink.
         time.sleep(8)
-        window = f"{int(time.monotonic() - failing_since) + 5}s"
+        window = f"{int(time.monotonic() - failing_since[0]) + 5}s"
         slower = stack.query(
             f'count_over_time(ALERTS{{alertname=~"{SLOW_ALERTS}", service="{service}"}}[{window}])'
         )

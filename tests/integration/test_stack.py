@@ -268,6 +268,9 @@ def test_rendered_configs_are_valid_and_point_at_the_local_ports(state_dir: Path
     assert alertmanagers() == [f"{stack.alertmanager_url}/api/v2/alerts"]
     with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules") as resp:
         assert json.loads(resp.read())["data"]["groups"], "no rule group loaded"
+    # Long enough for the SLO rules' 30-day budget window (as compose).
+    with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/status/flags") as resp:
+        assert json.loads(resp.read())["data"]["storage.tsdb.retention.time"] == "31d"
 
     am = stack.config_path("alertmanager")
     secrets = state_dir / "alertmanager" / "secrets"

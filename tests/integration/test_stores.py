@@ -1,266 +1,49 @@
 """The trace and log stores, real binaries: what goes in comes back, and the CLI walk.
 
-VictoriaLogs and Jaeger v2 are built (cached) by ``otel-tdd stores build``'s own
-function and started on free 127.0.0.1 ports in temp dirs, stopped by pid. An
-app of a few spans with log records inside them is sent straight to them over
-OTLP from the Python SDK (the Collector's export to the stores is the stack
-integration's part). Then: Jaeger has exactly those spans, VictoriaLogs exactly
-those records, and ``otel-tdd trace | traces | logs | exemplars`` show them.
-``exemplars`` runs against Debian's Prometheus 2.42 with exemplar storage,
-scraping an OpenMetrics endpoint served here whose exemplars name our traces.
-A missing Go, build or Prometheus FAILS (never skips).
+The stores and the app are in stores_fixtures.py: an app of a few spans with log
+records inside them, sent straight to Jaeger v2 and VictoriaLogs over OTLP (the
+Collector's export to the stores is the stack integration's part). Then: Jaeger
+has exactly those spans, VictoriaLogs exactly those records, and ``otel-tdd
+trace | traces | logs`` show them. ``exemplars`` and ``jaeger validate`` are in
+test_stores_exemplars.py. A missing Go or build FAILS (never skips).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
-
-from otel_tdd import stores_query
-from otel_tdd.stack import process
-from otel_tdd.stack.store_configs import (
-    JaegerPorts,
-    jaeger_urls,
-    load_jaeger_config,
-    victoria_logs_args,
-    victoria_logs_url,
-    write_jaeger_config,
+from stores_helpers import (
+    SELF_EXPORT_DELAY_MS,
+    SERVICE,
+    STREAM_FIELDS,
+    App,
+    JaegerUnderTest,
+    otel_tdd,
+    running_jaeger,
+    save_walk,
+    wait_for,
 )
-from otel_tdd.stack.stores import StoreBuildError, build_store
+
+from otel_tdd import stores_cli, stores_query
+from otel_tdd.stack import process
+from otel_tdd.stack.store_configs import load_jaeger_config
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-SERVICE = "shop"
-STREAM_FIELDS = "service.name,deployment.environment"
-# Where the real run's output is kept for docs/stores.md (see _save_walk).
-WALK_DIR = Path(__file__).resolve().parents[2] / "build" / "stores-walk"
-
-
-def wait_for(predicate: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (OSError, ValueError, stores_query.StoreQueryError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-# --- the stores ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def store_binaries() -> dict[str, Path]:
-    """Both stores built through `otel-tdd stores build` (a cached no-op once built)."""
-    built = {}
-    for name in ("victoria-logs", "jaeger"):
-        try:
-            built[name] = build_store(name, progress=lambda line: print(line, file=sys.stderr))
-        except StoreBuildError as exc:
-            pytest.fail(f"cannot build {name}: {exc}", pytrace=False)
-    return built
-
-
-@dataclass
-class Running:
-    pid: int
-    argv: list[str]
-    log: Path
-
-
-def _start(argv: list[str], log: Path, ready_url: str, what: str) -> Running:
-    proc = process.start(argv, log_path=log)
-    ok = process.wait_until(
-        lambda: process.http_ok(ready_url), timeout=60, alive=lambda: proc.poll() is None
-    )
-    if not ok:
-        process.stop(proc.pid, argv)
-        pytest.fail(f"{what} did not become ready at {ready_url}:\n{process.tail(log)}")
-    return Running(proc.pid, argv, log)
-
-
-@pytest.fixture(scope="module")
-def victoria_logs(
-    store_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    base = tmp_path_factory.mktemp("victoria-logs")
-    (port,) = process.free_ports(1)
-    argv = victoria_logs_args(store_binaries["victoria-logs"], port, base / "data")
-    url = victoria_logs_url(port)
-    running = _start(argv, base / "victoria-logs.log", f"{url}/health", "VictoriaLogs")
-    yield url
-    process.stop(running.pid, running.argv)
-
-
-@dataclass
-class JaegerUnderTest:
-    query_url: str
-    otlp_http: str
-    metrics_url: str
-
-
-@pytest.fixture(scope="module")
-def jaeger(
-    store_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[JaegerUnderTest]:
-    base = tmp_path_factory.mktemp("jaeger")
-    ports = JaegerPorts(*process.free_ports(6))
-    config = write_jaeger_config(base / "config.yaml", ports, base / "data")
-    urls = jaeger_urls(ports, load_jaeger_config())
-    argv = [str(store_binaries["jaeger"]), f"--config={config}"]
-    running = _start(argv, base / "jaeger.log", urls["health"], "Jaeger")
-    yield JaegerUnderTest(urls["query"], urls["otlp_http"], urls["metrics"])
-    process.stop(running.pid, running.argv)
-
-
-# --- the app ---------------------------------------------------------------------------
-
-
-@dataclass
-class AppTrace:
-    trace_id: str
-    span_names: list[str]
-    messages: list[str]
-    error_message: str
-
-
-@dataclass
-class App:
-    slow_failed: AppTrace  # ~300 ms, one span fails
-    fast_ok: AppTrace  # a few ms, all OK
-
-
-def _run_app(jaeger: JaegerUnderTest, logs_url: str) -> App:
-    """A shop handling two requests: each a server span with nested work and log records."""
-    resource = Resource.create({"service.name": SERVICE, "deployment.environment": "test"})
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{jaeger.otlp_http}/v1/traces"))
-    )
-    logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(
-        BatchLogRecordProcessor(
-            OTLPLogExporter(
-                endpoint=f"{logs_url}/insert/opentelemetry/v1/logs",
-                headers={"VL-Stream-Fields": STREAM_FIELDS},
-            )
-        )
-    )
-    log = logging.getLogger("tests.stores.shop")
-    log.propagate = False
-    log.setLevel(logging.DEBUG)
-    handler = LoggingHandler(logger_provider=logger_provider)
-    log.addHandler(handler)
-    tracer = tracer_provider.get_tracer("tests.stores")
-
-    def request(order: int, fail: bool) -> AppTrace:
-        messages = []
-
-        def say(level: int, message: str) -> None:
-            messages.append(message)
-            log.log(level, message)
-
-        error = f"card declined for order {order}"
-        with tracer.start_as_current_span(f"POST /orders/{order}", kind=SpanKind.SERVER) as root:
-            say(logging.INFO, f"order {order} received")
-            with tracer.start_as_current_span("load cart"):
-                with tracer.start_as_current_span("SELECT cart_items", kind=SpanKind.CLIENT):
-                    time.sleep(0.005)
-                say(logging.DEBUG, f"cart of order {order} has 3 items")
-            with tracer.start_as_current_span("charge card", kind=SpanKind.CLIENT) as charge:
-                if fail:
-                    time.sleep(0.3)
-                    say(logging.WARNING, f"payment provider slow for order {order}")
-                    charge.set_status(Status(StatusCode.ERROR, "declined"))
-                    say(logging.ERROR, error)
-                else:
-                    say(logging.INFO, f"order {order} charged")
-            trace_id = format(root.get_span_context().trace_id, "032x")
-        names = [f"POST /orders/{order}", "load cart", "SELECT cart_items", "charge card"]
-        return AppTrace(trace_id, names, messages, error)
-
-    try:
-        slow = request(41, fail=True)
-        fast = request(42, fail=False)
-    finally:
-        assert tracer_provider.force_flush(10_000), "spans not exported"
-        assert logger_provider.force_flush(10_000), "log records not exported"
-        tracer_provider.shutdown()
-        logger_provider.shutdown()
-        log.removeHandler(handler)
-    return App(slow, fast)
-
-
-@pytest.fixture(scope="module")
-def app(jaeger: JaegerUnderTest, victoria_logs: str) -> App:
-    """The app's traces, once both stores answer with all of them."""
-    made = _run_app(jaeger, victoria_logs)
-    for trace in (made.slow_failed, made.fast_ok):
-        wait_for(
-            lambda t=trace: (
-                len(stores_query.fetch_trace(jaeger.query_url, t.trace_id)) >= len(t.span_names)
-            ),
-            30,
-            f"Jaeger to have trace {trace.trace_id}",
-        )
-        query = stores_query.logsql(trace_id=trace.trace_id)
-        wait_for(
-            lambda t=trace, q=query: (
-                len(stores_query.fetch_logs(victoria_logs, q)) >= len(t.messages)
-            ),
-            30,
-            f"VictoriaLogs to have the records of {trace.trace_id}",
-        )
-    return made
-
-
-def otel_tdd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The real command line (same interpreter), with no store URL from the caller's env."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_TDD_")}
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "otel_tdd.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-
-
-def _save_walk(name: str, text: str) -> None:
-    """Keep the real output for docs/stores.md (build/ is not committed)."""
-    WALK_DIR.mkdir(parents=True, exist_ok=True)
-    (WALK_DIR / f"{name}.txt").write_text(text, encoding="utf-8")
+# The stores and the app, as fixtures shared with the other stores' test module.
+pytest_plugins = ["stores_fixtures"]
 
 
 # --- what goes in comes back ----------------------------------------------------------------
@@ -317,7 +100,7 @@ def test_trace_shows_every_span_and_every_log_message_in_place(
     result = otel_tdd("trace", made.trace_id, "--jaeger", jaeger.query_url, "--logs", victoria_logs)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    _save_walk("trace", f"$ otel-tdd trace {made.trace_id}\n{out}")
+    save_walk("trace", f"$ otel-tdd trace {made.trace_id}\n{out}")
     assert out.splitlines()[0].startswith(f"trace {made.trace_id}  4 spans  1 service (shop)")
     assert "1 error" in out.splitlines()[0]
     for name in made.span_names:
@@ -418,7 +201,7 @@ def test_traces_lists_filters_errors_and_duration(app: App, jaeger: JaegerUnderT
     base = ("traces", "--service", SERVICE, "--jaeger", jaeger.query_url)
     every = otel_tdd(*base)
     assert every.returncode == 0, every.stderr
-    _save_walk("traces", f"$ otel-tdd traces --service {SERVICE}\n{every.stdout}")
+    save_walk("traces", f"$ otel-tdd traces --service {SERVICE}\n{every.stdout}")
     assert app.slow_failed.trace_id in every.stdout
     assert app.fast_ok.trace_id in every.stdout
     # Newest first: the fast request ran second.
@@ -426,7 +209,7 @@ def test_traces_lists_filters_errors_and_duration(app: App, jaeger: JaegerUnderT
 
     errors = otel_tdd(*base, "--errors")
     assert errors.returncode == 0, errors.stderr
-    _save_walk("traces-errors", f"$ otel-tdd traces --service {SERVICE} --errors\n{errors.stdout}")
+    save_walk("traces-errors", f"$ otel-tdd traces --service {SERVICE} --errors\n{errors.stdout}")
     assert app.slow_failed.trace_id in errors.stdout
     assert app.fast_ok.trace_id not in errors.stdout
 
@@ -452,7 +235,7 @@ def test_logs_filters_by_trace_level_service_and_logsql(app: App, victoria_logs:
     made = app.slow_failed
     by_trace = otel_tdd("logs", "--trace", made.trace_id, "--logs", victoria_logs)
     assert by_trace.returncode == 0, by_trace.stderr
-    _save_walk("logs-trace", f"$ otel-tdd logs --trace {made.trace_id}\n{by_trace.stdout}")
+    save_walk("logs-trace", f"$ otel-tdd logs --trace {made.trace_id}\n{by_trace.stdout}")
     lines = by_trace.stdout.splitlines()
     assert len(lines) == len(made.messages)
     for line, message in zip(lines, made.messages, strict=True):
@@ -460,7 +243,7 @@ def test_logs_filters_by_trace_level_service_and_logsql(app: App, victoria_logs:
 
     errors = otel_tdd("logs", "--service", SERVICE, "--level", "error", "--logs", victoria_logs)
     assert errors.returncode == 0, errors.stderr
-    _save_walk("logs-errors", f"$ otel-tdd logs --service {SERVICE} --level error\n{errors.stdout}")
+    save_walk("logs-errors", f"$ otel-tdd logs --service {SERVICE} --level error\n{errors.stdout}")
     (line,) = errors.stdout.splitlines()
     assert made.error_message in line
     assert f"trace_id={made.trace_id}" in line
@@ -520,6 +303,93 @@ def test_logs_follow_prints_new_records_until_interrupted(victoria_logs: str) ->
         assert line.rstrip().endswith(f"  {service}  tick {i}"), line
 
 
+def _send_records(victoria_logs: str, service: str, bodies: list[str]) -> None:
+    """``bodies`` as records of ``service``, 1 ms apart, in one export."""
+    from opentelemetry._logs import LogRecord as ApiLogRecord
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(
+            OTLPLogExporter(
+                endpoint=f"{victoria_logs}/insert/opentelemetry/v1/logs",
+                headers={"VL-Stream-Fields": STREAM_FIELDS},
+            )
+        )
+    )
+    logger = provider.get_logger("limit")
+    now = time.time_ns()
+    for i, body in enumerate(bodies):
+        logger.emit(
+            ApiLogRecord(timestamp=now + i * 1_000_000, body=body, severity_text="INFO",
+                         severity_number=9)
+        )  # fmt: skip
+    provider.force_flush(5000)
+    provider.shutdown()
+
+
+def test_logs_over_the_limit_shows_the_oldest_and_says_more_exist(victoria_logs: str) -> None:
+    """--limit keeps the oldest N (the listing reads from the start) and says so."""
+    service = "limited"
+    bodies = [f"line {i}" for i in range(5)]
+    _send_records(victoria_logs, service, bodies)
+    base = ("logs", "--service", service, "--logs", victoria_logs)
+    wait_for(lambda: len(otel_tdd(*base).stdout.splitlines()) == 5, 20, "the five records")
+    limited = otel_tdd(*base, "--limit", "2")
+    assert limited.returncode == 0, limited.stderr
+    shown = [line.rsplit("  ", 1)[-1] for line in limited.stdout.splitlines()]
+    assert shown == ["line 0", "line 1"]
+    assert "showing 2, more exist (raise --limit)" in limited.stderr
+    exact = otel_tdd(*base, "--limit", "5")
+    assert len(exact.stdout.splitlines()) == 5 and "more exist" not in exact.stderr
+
+
+def test_trace_says_when_it_shows_only_the_first_records(
+    app: App,
+    jaeger: JaegerUnderTest,
+    victoria_logs: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`trace` reads up to 1000 records; past that it says so. Here the cap is 2 of 4."""
+    real = stores_query.fetch_logs
+    monkeypatch.setattr(stores_query, "fetch_logs", lambda url, query: real(url, query, limit=2))
+    made = app.slow_failed
+    assert stores_cli.trace_cli([made.trace_id, "--jaeger", jaeger.query_url,
+                                 "--logs", victoria_logs]) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    assert made.messages[1] in out and made.messages[2] not in out  # the oldest two
+    assert "showing the first 2 log records of the trace, more exist" in err
+    assert f"(`otel-tdd logs --trace {made.trace_id} --limit N` lists them)" in err
+
+
+def test_logs_follow_catches_up_on_a_burst_bigger_than_its_limit(victoria_logs: str) -> None:
+    """Seven records between two polls of a follower asking 3 at a time: all seven, in order."""
+    service = "burst"
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "otel_tdd.cli", "logs", "-f", "--service", service,
+         "--limit", "3", "--logs", victoria_logs],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(iter(follower.stdout.readline, "")),  # type: ignore[union-attr]
+        daemon=True,
+    )
+    reader.start()
+    try:
+        time.sleep(1.5)  # the follower's first (empty) round has run
+        bodies = [f"burst {i}" for i in range(7)]
+        _send_records(victoria_logs, service, bodies)
+        wait_for(lambda: len(lines) >= 7, 20, "seven followed records")
+        time.sleep(2.5)  # two more polls: nothing is printed twice
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=10)
+    assert follower.returncode == 0, follower.stderr.read()  # type: ignore[union-attr]
+    assert [line.rstrip().rsplit("  ", 1)[-1] for line in lines] == bodies
+
+
 # --- errors --------------------------------------------------------------------------------
 
 
@@ -539,20 +409,23 @@ def test_bad_trace_id_is_refused_before_asking(jaeger: JaegerUnderTest) -> None:
     assert "bad trace id 'not-a-trace'" in result.stderr
 
 
-def test_unreachable_stores_say_to_start_the_stack() -> None:
+def test_unreachable_stores_say_how_to_start_each_one() -> None:
+    """`stack up` runs Prometheus, not (yet) Jaeger and VictoriaLogs: compose does."""
     (port,) = process.free_ports(1)  # nothing listens there
     dead = f"http://127.0.0.1:{port}"
     trace_id = "0123456789abcdef0123456789abcdef"
-    for args in (
-        ("trace", trace_id, "--jaeger", dead),
-        ("traces", "--service", SERVICE, "--jaeger", dead),
-        ("logs", "--logs", dead),
-        ("exemplars", "x_seconds", "--prometheus", dead),
+    compose = "`docker compose -f compose/docker-compose.yml up -d jaeger victoria-logs`"
+    for args, hint in (
+        (("trace", trace_id, "--jaeger", dead), f"{compose}, or pass --jaeger URL or set OTEL_"),
+        (("traces", "--service", SERVICE, "--jaeger", dead), f"{compose}, or pass --jaeger"),
+        (("logs", "--logs", dead), f"{compose}, or pass --logs URL or set OTEL_TDD_LOGS_URL"),
+        (("exemplars", "x_seconds", "--prometheus", dead), "start it with `otel-tdd stack up`"),
     ):
         result = otel_tdd(*args)
         assert result.returncode == 1, args
         assert "cannot reach" in result.stderr and dead in result.stderr, result.stderr
-        assert "otel-tdd stack up" in result.stderr, result.stderr
+        assert hint in result.stderr, result.stderr
+        assert ("otel-tdd stack up" in result.stderr) == (args[0] == "exemplars"), result.stderr
 
 
 def test_trace_without_the_log_store_prints_the_spans_and_fails(
@@ -568,150 +441,28 @@ def test_trace_without_the_log_store_prints_the_spans_and_fails(
     )
 
 
-def test_jaeger_does_not_trace_itself_into_our_collector(app: App, jaeger: JaegerUnderTest) -> None:
-    """enable_tracing: false: its queries above made no `jaeger` service in the store."""
+def test_jaeger_does_not_trace_itself(app: App, jaeger: JaegerUnderTest) -> None:
+    """enable_tracing: false. This Jaeger would export its own spans to itself (see
+    running_jaeger), and its queries above would make a `jaeger` service: none."""
+    time.sleep(4 * SELF_EXPORT_DELAY_MS / 1000)  # several of its would-be exports
     assert stores_query.known_services(jaeger.query_url) == [SERVICE]
+
+
+def test_the_self_tracing_check_fails_when_jaeger_traces_itself(
+    store_binaries: dict[str, Path], tmp_path: Path
+) -> None:
+    """The check above can fail: with enable_tracing: true, `jaeger` shows up."""
+    config = load_jaeger_config()
+    config["extensions"]["jaeger_query"]["enable_tracing"] = True
+    with running_jaeger(store_binaries["jaeger"], tmp_path, config) as traced:
+        wait_for(
+            lambda: "jaeger" in stores_query.known_services(traced.query_url),
+            30,
+            "a self-tracing Jaeger to list its own service",
+        )
 
 
 def test_both_stores_serve_prometheus_metrics(jaeger: JaegerUnderTest, victoria_logs: str) -> None:
     for url, series in ((jaeger.metrics_url, "otelcol_"), (f"{victoria_logs}/metrics", "vl_")):
         with urllib.request.urlopen(url, timeout=10) as response:
             assert series in response.read().decode(), url
-
-
-# --- exemplars: Prometheus 2.42 with exemplar storage ----------------------------------------
-
-
-class _OpenMetrics(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header(
-            "Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8"
-        )
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _openmetrics(slow: str, fast: str) -> bytes:
-    """A latency histogram whose slow and fast buckets carry our two traces as exemplars."""
-    now = time.time()
-    name = "shop_request_duration_seconds"
-
-    def bucket(le: str, count: int, trace_id: str, span_id: str, value: float) -> str:
-        exemplar = f'{{trace_id="{trace_id}",span_id="{span_id}"}} {value} {now:.3f}'
-        return f'{name}_bucket{{le="{le}"}} {count} # {exemplar}\n'
-
-    return (
-        f"# TYPE {name} histogram\n# UNIT {name} seconds\n"
-        + bucket("0.1", 1, fast, "00f067aa0ba902b7", 0.012)
-        + bucket("0.5", 2, slow, "00f067aa0ba902b8", 0.31)
-        + f'{name}_bucket{{le="+Inf"}} 2\n{name}_sum 0.322\n{name}_count 2\n# EOF\n'
-    ).encode()
-
-
-@pytest.fixture(scope="module")
-def prometheus_with_exemplars(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: apt-get install prometheus", pytrace=False)
-    handler = type(
-        "Handler",
-        (_OpenMetrics,),
-        {"body": _openmetrics(app.slow_failed.trace_id, app.fast_ok.trace_id)},
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = tmp_path_factory.mktemp("prometheus")
-    (port,) = process.free_ports(1)
-    (base / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: shop\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{server.server_address[1]}']}}]\n"
-    )
-    argv = [
-        binary, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        running = _start(argv, base / "prometheus.log", f"{url}/-/ready", "Prometheus")
-        try:
-            wait_for(
-                lambda: (
-                    len(stores_query.fetch_exemplars(url, "shop_request_duration_seconds")) >= 2
-                ),
-                30,
-                "Prometheus to store both exemplars",
-            )
-            yield url
-        finally:
-            process.stop(running.pid, running.argv)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_exemplars_list_the_slowest_trace_first_and_it_opens(
-    app: App, prometheus_with_exemplars: str, jaeger: JaegerUnderTest, victoria_logs: str
-) -> None:
-    metric = "shop_request_duration_seconds"
-    result = otel_tdd("exemplars", metric, "--prometheus", prometheus_with_exemplars)
-    assert result.returncode == 0, result.stderr
-    _save_walk("exemplars", f"$ otel-tdd exemplars {metric}\n{result.stdout}")
-    rows = result.stdout.splitlines()[1:]
-    assert [row.split()[2] for row in rows] == [app.slow_failed.trace_id, app.fast_ok.trace_id]
-    assert rows[0].split()[0] == "310.0ms"
-    assert "le=0.5" in rows[0]
-    # The walk's last step: the slowest bucket's trace id opens in `otel-tdd trace`.
-    opened = otel_tdd(
-        "trace", rows[0].split()[2], "--jaeger", jaeger.query_url, "--logs", victoria_logs
-    )
-    assert opened.returncode == 0, opened.stderr
-    assert app.slow_failed.error_message in opened.stdout
-
-
-def test_exemplars_of_a_metric_without_any_say_what_prometheus_needs(
-    prometheus_with_exemplars: str,
-) -> None:
-    result = otel_tdd(
-        "exemplars", "no_such_metric_seconds", "--prometheus", prometheus_with_exemplars
-    )
-    assert result.returncode == 0
-    assert result.stdout == ""
-    assert "exemplar-storage" in result.stderr
-
-
-# --- the shipped Jaeger configs, checked by Jaeger itself ------------------------------------
-
-
-@pytest.mark.parametrize(
-    "config", ["compose/jaeger/config.yaml", "deploy/k8s/stores/jaeger-config.yaml"]
-)
-def test_jaeger_accepts_the_shipped_configs(store_binaries: dict[str, Path], config: str) -> None:
-    path = Path(__file__).resolve().parents[2] / config
-    result = subprocess.run(
-        [str(store_binaries["jaeger"]), "validate", f"--config={path}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_jaeger_validate_rejects_a_misspelt_key(
-    store_binaries: dict[str, Path], tmp_path: Path
-) -> None:
-    """The check above can fail: a typo in the config is refused by name."""
-    source = (Path(__file__).resolve().parents[2] / "compose/jaeger/config.yaml").read_text()
-    bad = tmp_path / "config.yaml"
-    bad.write_text(source.replace("enable_tracing:", "enable_tracin:"))
-    result = subprocess.run(
-        [str(store_binaries["jaeger"]), "validate", f"--config={bad}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "enable_tracin" in result.stdout + result.stderr

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from otel_tdd import stores_query
+from otel_tdd import exemplars_query, stores_query
 from otel_tdd.stack.store_configs import LOGS_RETENTION, load_jaeger_config
 from otel_tdd.stack.stores import JAEGER, VICTORIA_LOGS
 
@@ -129,7 +129,7 @@ def test_the_victoria_logs_plugin_is_installed_pinned() -> None:
 def test_exemplars_link_to_jaeger_by_the_label_the_exporter_writes() -> None:
     (destination,) = datasources()["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
     assert destination == {"name": "trace_id", "datasourceUid": "jaeger"}
-    assert destination["name"] in stores_query.TRACE_ID_LABELS  # what `exemplars` reads too
+    assert destination["name"] in exemplars_query.TRACE_ID_LABELS  # what `exemplars` reads too
 
 
 def test_a_trace_links_to_its_log_records_by_trace_id() -> None:

@@ -6,7 +6,7 @@ schema cannot see: a vlinsert that does not list every vlstorage pod, a
 Service that selects nothing, a probe on an unnamed port, a Jaeger config
 that drifted from compose's one in more than its storage, an image that is
 not the version `otel-tdd stores build` builds. The Jaeger binary itself
-validates the config in tests/integration/test_stores.py.
+validates the config in tests/integration/test_stores_exemplars.py.
 """
 
 from __future__ import annotations

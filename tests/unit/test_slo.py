@@ -75,6 +75,24 @@ def test_generate_writes_rules_tests_and_a_dashboard_for_the_example(generated: 
     assert [p.name for p in (generated / "dashboards").iterdir()] == ["slo-tdd-app.json"]
 
 
+def test_generating_again_after_a_rename_leaves_no_ghost_rules(tmp_path: Path) -> None:
+    """The old service's rules and tests go; another spec's and a hand-written file stay."""
+    spec_file, out = tmp_path / "slos.yaml", tmp_path / "out"
+    spec = yaml.safe_load(EXAMPLE.read_text())
+    spec_file.write_text(yaml.safe_dump(spec))
+    assert slo_cli.cli(["generate", str(spec_file), "--out", str(out), "--no-dashboard"]) == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**spec, "service": "billing"}))
+    assert slo_cli.cli(["generate", str(other), "--out", str(out), "--no-dashboard"]) == 0
+    (out / "rules" / "slo-handmade.yml").write_text("groups: []\n")
+    spec_file.write_text(yaml.safe_dump({**spec, "service": "tdd-web"}))
+    assert slo_cli.cli(["generate", str(spec_file), "--out", str(out), "--no-dashboard"]) == 0
+    rules = sorted(p.name for p in (out / "rules").iterdir())
+    assert rules == ["slo-billing.yml", "slo-handmade.yml", "slo-tdd-web.yml"]
+    tests = {p.name.split("-")[1] for p in (out / "tests").iterdir()}
+    assert tests == {"billing", "tdd"} and not list((out / "tests").glob("slo-tdd-app-*"))
+
+
 def test_promtool_check_rules_accepts_the_generated_rules(generated: Path) -> None:
     result = run(promtool(), "check", "rules", *(generated / "rules").glob("*.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -140,6 +158,33 @@ def test_the_generated_tests_catch_a_wrong_budget(generated: Path, tmp_path: Pat
     assert "slo:error_budget_remaining:ratio" in output
 
 
+def test_the_generated_tests_catch_an_sli_with_no_value_before_the_first_failure(
+    generated: Path, tmp_path: Path
+) -> None:
+    """Without ``or vector(0)`` the error series of a service that never failed is
+    missing: the ratio and the budget left have no value ("No data"), not 0 and 1."""
+
+    def empty_until_a_failure(text: str) -> str:
+        fixed = re.sub(r"\((sum\(rate\([^)]*\)\)) or vector\(0\)\)", r"\1", text)
+        assert fixed != text
+        return fixed
+
+    output = _mutated_suite_fails(
+        generated, tmp_path, empty_until_a_failure, "slo-tdd-app-availability-budget.test.yml"
+    )
+    assert 'exp: {service="tdd-app", slo="availability"} 1E+00' in output
+    assert "got: nil" in output  # no value at all, not a wrong one
+
+
+def test_the_burn_rate_group_has_its_own_interval_at_every_scale() -> None:
+    """Not the global evaluation interval (compose's 5s): 30s, scaled."""
+    spec = load_spec(EXAMPLE)
+    for scale, interval in ((1.0, "30s"), (0.1, "3s"), (1 / 60, "1s")):
+        burn = render_rules(spec, scale=scale)["groups"][0]
+        assert burn["name"].startswith("slo-") and not burn["name"].endswith("-budget")
+        assert burn["interval"] == interval, scale
+
+
 def test_the_rules_follow_the_sre_workbook(generated: Path) -> None:
     alerts = {(a["alert"], a["labels"]["slo"]): a for a in alerts_of(generated)}
     page = alerts[("SLOBurnRatePage1h", "availability")]
@@ -184,7 +229,7 @@ def test_the_availability_sli_reads_the_catalog_series(generated: Path) -> None:
         if r.get("record") == "slo:sli_error:ratio_rate5m" and r["labels"]["slo"] == "availability"
     ]
     assert ratio["expr"] == (
-        'sum(rate(tdd_errors_total{job="tdd-app"}[5m]))\n/\n'
+        '(sum(rate(tdd_errors_total{job="tdd-app"}[5m])) or vector(0))\n/\n'
         'sum(rate(tdd_response_time_seconds_count{job="tdd-app"}[5m]))'
     )
 
@@ -264,7 +309,19 @@ def test_an_objective_outside_0_to_100_names_the_field_and_the_range(objective: 
         parse_spec(spec_with(objective=objective))
     assert error.value.field == "objectives[0].objective"
     assert f"objectives[0].objective: {objective} is out of range" in str(error.value)
-    assert "more than 0 and less than 100" in str(error.value)
+    # The true accepted range, not 0-100: below 94.44 the page could hardly ever fire.
+    assert "more than 94.44 (below, the page alert" in str(error.value)
+    assert "and less than 100 (100 would leave no error budget)" in str(error.value)
+
+
+def test_a_missing_objective_says_it_is_required() -> None:
+    fields = spec_with()
+    del fields["objectives"][0]["objective"]
+    with pytest.raises(SpecError) as error:
+        parse_spec(fields)
+    assert str(error.value).endswith("objectives[0].objective: missing; required: a percentage "
+                                     "such as 99.9")  # fmt: skip
+    assert "None" not in str(error.value)
 
 
 def test_an_objective_too_low_to_ever_page_names_the_lowest_accepted() -> None:

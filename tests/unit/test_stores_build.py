@@ -1,6 +1,6 @@
 """otel_tdd.stack.stores: where the store builds go, and what happens without Go.
 
-The real builds run in tests/integration/test_stores.py (its session fixture
+The real builds run in tests/integration/stores_fixtures.py (its session fixture
 calls build_store); here a fake `go` shows the errors and the cache rules, and
 the shipped Jaeger config is checked against what the local render makes of it.
 """

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from otel_tdd import stores_query as q
-from otel_tdd.stores_query import Exemplar, LogRecord, Span, StoreQueryError, TraceSummary
+from otel_tdd.exemplars_query import Exemplar
+from otel_tdd.stores_query import LogRecord, Span, StoreQueryError, TraceSummary
 from otel_tdd.trace_view import (
     format_duration,
     render_exemplars,
