@@ -102,9 +102,11 @@ def test_uvicorn_with_an_app_that_calls_basic_config_prints_both_as_bare_and_exp
         assert STARTUP in out.stderr.splitlines(), out.output
         assert out.stderr.count("APP INFO compat.app compat hello") == 1, out.output
     # (the readiness probe's /ping lines vary in number: /hello's is the one to compare)
-    assert _access_lines(run.stdout)[-1:] == _access_lines(bare.stdout)[-1:] == [
-        'INFO:     127.0.0.1:PORT - "GET /hello HTTP/1.1" 200 OK'
-    ], run.output
+    assert (
+        _access_lines(run.stdout)[-1:]
+        == _access_lines(bare.stdout)[-1:]
+        == ['INFO:     127.0.0.1:PORT - "GET /hello HTTP/1.1" 200 OK']
+    ), run.output
     assert set(_access_lines(run.stdout)) == set(_access_lines(bare.stdout)), run.output
     # No JSON repeats them: the console is the app's; the wrapper says so once, and
     # nothing else.
