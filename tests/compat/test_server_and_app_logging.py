@@ -132,12 +132,15 @@ def test_uvicorn_with_an_app_that_calls_basic_config_prints_both_as_bare_and_exp
     assert len(app_record) == len(access) == 1, bodies
     assert app_record[0]["trace_id"] == access[0]["trace_id"] == hello.trace_id, logs
 
+    from compat_matrix import installed_version
+
     compat_row(
-        "uvicorn",
-        "an app that calls basicConfig(format=...) at import",
+        "starlette",
+        "uvicorn, an app that calls basicConfig(format=...) at import",
         [
             "console as bare: uvicorn's lines in its format, the app's in the app's",
             "no JSON line repeats them; one stderr warning that the console is the app's",
             "uvicorn's and the app's records over OTLP once, in the request's trace",
         ],
+        notes=[f"uvicorn {installed_version('uvicorn')}"],
     )
