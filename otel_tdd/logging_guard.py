@@ -22,6 +22,10 @@ logging"):
   written again as JSON; once the app puts a console handler on the *root* logger,
   the console is the app's: no JSON on stdout for stdlib records, and one warning
   on stderr says so;
+- a framework's own default configuration (uvicorn's ``LOGGING_CONFIG``, Django's
+  ``DEFAULT_LOGGING``, registered by :func:`framework_default`) is nobody's choice: its
+  handlers are not the app's, and ``otel_tdd.auto.framework_logs`` hands their lines to
+  our JSON; a configuration the app passes (its ``LOGGING``, ``--log-config``) is the app's;
 - each record an app handler writes carries ``otelTraceID``, ``otelSpanID``,
   ``otelTraceSampled`` and ``otelServiceName`` (the names of
   opentelemetry-instrumentation-logging, which otel-tdd replaces), so a format
@@ -45,7 +49,16 @@ from opentelemetry import context, trace
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import JsonLogHandler
 
-__all__ = ["CORRELATION_FIELDS", "after_config", "app_owns_record", "install", "uninstall"]
+__all__ = [
+    "CORRELATION_FIELDS",
+    "after_config",
+    "app_owns_console",
+    "app_owns_record",
+    "framework_default",
+    "install",
+    "is_apps",
+    "uninstall",
+]
 
 # The record attributes an app's format may use, as opentelemetry-instrumentation-logging
 # names them (formats written for opentelemetry-instrument work unchanged).
@@ -53,6 +66,11 @@ CORRELATION_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServ
 # Set on a record by an app console handler that wrote it; popped by our handler.
 _WRITTEN = "_otel_tdd_on_app_console"
 _PATCHED = "_otel_tdd_logging_guard"
+# Set on a handler that a framework's own default configuration created.
+_FRAMEWORKS = "_otel_tdd_framework_default"
+# The frameworks' default configurations (uvicorn's LOGGING_CONFIG, Django's
+# DEFAULT_LOGGING), by identity: framework_logs registers them on import.
+_framework_defaults: list[object] = []
 
 
 class _State:
@@ -127,6 +145,31 @@ def app_owns_record(record: logging.LogRecord) -> bool:
     return written or _state.root_console
 
 
+def app_owns_console() -> bool:
+    """True once the app put a console handler on the root logger: the console is the
+    app's, so a server's own lines are printed by the server's console as without us."""
+    return _state.root_console
+
+
+def is_apps(handler: logging.Handler) -> bool:
+    """True for a handler the app's own configuration made (we correlate and mark it):
+    its look is the app's choice, which framework_logs does not replace."""
+    return any(isinstance(f, _Correlate) for f in handler.filters)
+
+
+def framework_default(config: object) -> None:
+    """``config`` is a framework's own default logging configuration (uvicorn's
+    ``LOGGING_CONFIG``, Django's ``DEFAULT_LOGGING``): nobody chose it, so the handlers
+    it makes are the framework's (framework_logs hands them to our JSON), not the app's."""
+    with _state.lock:
+        if not any(config is known for known in _framework_defaults):
+            _framework_defaults.append(config)
+
+
+def _is_framework_default(args: tuple[Any, ...]) -> bool:
+    return bool(args) and any(args[0] is known for known in _framework_defaults)
+
+
 def _is_console(handler: logging.Handler) -> bool:
     if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
         return False
@@ -199,8 +242,15 @@ def _app_consoles() -> bool:
 
 
 def _is_app_handler(handler: logging.Handler) -> bool:
-    # Our own handlers (the JSON one, framework_logs' ToJson) are otel-tdd's, not the app's.
-    return not type(handler).__module__.startswith("otel_tdd.")
+    # Our own handlers (the JSON one, framework_logs' ToJson) are otel-tdd's, not the app's;
+    # those of a framework's default configuration are the framework's.
+    return not type(handler).__module__.startswith("otel_tdd.") and not getattr(
+        handler, _FRAMEWORKS, False
+    )
+
+
+def _all_handlers() -> list[logging.Handler]:
+    return [h for logger in _loggers() for h in logger.handlers]
 
 
 # basicConfig keywords that choose no output: a call with only these keeps our JSON.
@@ -242,6 +292,16 @@ def _wrap(owner: ModuleType, name: str, *, clear_root: bool = False) -> None:
         if clear_root and handler in root.handlers:
             # basicConfig does nothing on a root logger that has a handler: as without us.
             root.removeHandler(handler)
+        if not clear_root and _is_framework_default(args):
+            before = _all_handlers()  # held: ids stay unique while compared
+            try:
+                return original(*args, **kwargs)
+            finally:
+                seen = {id(h) for h in before}
+                for made in _all_handlers():
+                    if id(made) not in seen:
+                        setattr(made, _FRAMEWORKS, True)
+                after_config(source)
         try:
             return original(*args, **kwargs)
         finally:

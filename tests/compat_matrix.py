@@ -22,9 +22,17 @@ DOC = REPO / "docs" / "compatibility.md"
 
 
 # The instrumentation behind a library, where it is not opentelemetry-instrumentation-<library>.
-INSTRUMENTATION = {
-    "streamlit": "otel-tdd",  # none in the registry: ours, otel_tdd.integrations.streamlit
-    "aiohttp": "opentelemetry-instrumentation-aiohttp-server",  # the web row; -client too
+INSTRUMENTATION: dict[str, tuple[str, ...]] = {
+    "streamlit": ("otel-tdd",),  # none in the registry: ours, otel_tdd.integrations.streamlit
+    "aiohttp": ("opentelemetry-instrumentation-aiohttp-server",),  # the web row; -client too
+    "Celery": ("opentelemetry-instrumentation-celery",),
+    "redis-py": ("opentelemetry-instrumentation-redis",),
+    "SQLAlchemy": ("opentelemetry-instrumentation-sqlalchemy",),
+    "SQLAlchemy + psycopg": (
+        "opentelemetry-instrumentation-sqlalchemy",
+        "opentelemetry-instrumentation-psycopg",
+    ),
+    "stdlib logging (otel-tdd guard)": ("otel-tdd",),  # otel_tdd/logging_guard.py
 }
 # Checked with `pip index versions --pre opentelemetry-instrumentation-X` (2026-12-02).
 REGISTRY_GAPS = [
@@ -50,12 +58,15 @@ class Row:
 
 
 def instrumentation_of(library: str) -> str:
-    """The installed instrumentation distribution for ``library``, with its version."""
-    distribution = INSTRUMENTATION.get(library, f"opentelemetry-instrumentation-{library}")
-    version = installed_version(distribution)
-    if version == "not installed":
-        return f"none ({distribution} not installed)"
-    return f"{distribution} {version}"
+    """The installed instrumentation distributions for ``library``, with their versions."""
+    distributions = INSTRUMENTATION.get(library, (f"opentelemetry-instrumentation-{library}",))
+    found = []
+    for distribution in distributions:
+        version = installed_version(distribution)
+        if version == "not installed":
+            return f"none ({distribution} not installed)"
+        found.append(f"{distribution} {version}")
+    return " + ".join(found)
 
 
 def installed_version(distribution: str) -> str:

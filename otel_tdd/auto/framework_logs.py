@@ -19,6 +19,14 @@ them, so a record reaches the JSON once; a logger they left without handlers
 (``uvicorn --no-access-log``) stays silent; a log file the user asked for
 (``--log-config``, ``--error-logfile``) is not a console handler and stays.
 
+The app's own choices win (otel_tdd/logging_guard.py): a console the app's
+configuration gave a server logger (Django's ``LOGGING``, ``uvicorn --log-config``)
+keeps printing in its format, and once the app puts its own console on the root
+(``basicConfig(format=...)``) the servers' consoles print as without us; either way
+the record still goes to our handler, for OTLP only. The servers' default
+configurations (uvicorn's ``LOGGING_CONFIG``, Django's ``DEFAULT_LOGGING``) are
+registered with the guard as nobody's choice, so theirs become JSON.
+
 The hooks fire on import (``import_hooks.when_imported``), so a process that
 never imports uvicorn or gunicorn pays nothing.
 """
@@ -43,11 +51,12 @@ FRAMEWORK_LOGGERS: dict[str, tuple[str, ...]] = {
     # DEFAULT_LOGGING: runserver's access lines, and the DEBUG console of `django`.
     "django.utils.log": ("django", "django.server"),
 }
-# (module, class, method) that ends each server's logging setup.
-_SETUP_METHODS: tuple[tuple[str, str | None, str], ...] = (
-    ("uvicorn.config", "Config", "configure_logging"),
-    ("gunicorn.glogging", "Logger", "setup"),
-    ("django.utils.log", None, "configure_logging"),  # a function: no class
+# (module, class, method) that ends each server's logging setup, and the module's
+# default dictConfig, which is the server's and not the app's (logging_guard).
+_SETUP_METHODS: tuple[tuple[str, str | None, str, str | None], ...] = (
+    ("uvicorn.config", "Config", "configure_logging", "LOGGING_CONFIG"),
+    ("gunicorn.glogging", "Logger", "setup", None),  # adds its handlers itself
+    ("django.utils.log", None, "configure_logging", "DEFAULT_LOGGING"),  # a function
 )
 # Streamlit sets one logger up at a time: setup_formatter(logger), module-level.
 _STREAMLIT_LOGGER = "streamlit.logger"
@@ -88,29 +97,41 @@ class ToJson(logging.Handler):
         # A logger that also propagates to the root (Django's `django`) reaches the
         # JSON there: forwarding here too would print it twice.
         self.propagates = logger is not None and _propagates_to_root(logger)
+        # A console the app's own configuration made (its LOGGING, --log-config).
+        self.apps = _apps(console)
 
     def handle(self, record: logging.LogRecord) -> bool:
         targets = _json_handlers() if _enabled else []
         if not targets:
             return self.console.handle(record)
+        # uvicorn logs an unhandled exception after the request's span ended: in the
+        # context of the span that recorded it, the record carries its trace.
+        exception = record.exc_info[1] if record.exc_info else None
+        with _in_recording_span(exception):
+            return self._forward(record, targets)
+
+    def _forward(self, record: logging.LogRecord, targets: list[logging.Handler]) -> bool:
+        # The console prints as without us when it is the app's, or when the app took the
+        # root's console (basicConfig(format=...)): then the server's line keeps the
+        # server's format beside the app's lines, and our handler exports it over OTLP
+        # without a JSON line (logging_guard.app_owns_record).
+        printed = self.apps or _app_owns_console()
+        if printed:
+            self.console.handle(record)
         # The level OTEL_TDD_LOG_LEVEL set on the root is the JSON's minimum; the
         # server's logger levels decide only what the server emits at all; the
         # console's own filters (Django's require_debug_true) whether it prints.
         if self.propagates or record.levelno < logging.getLogger().level:
             return False
-        if record.levelno < self.console.level or not self.console.filter(record):
+        if not printed and (record.levelno < self.console.level or not self.console.filter(record)):
             return False
         if not self.filter(record):
             return False
         # uvicorn's `color_message` (its line with ANSI colour codes) is meant for its
         # console formatter: escape-code noise in a JSON `data` block.
         record.__dict__.pop("color_message", None)
-        # uvicorn logs an unhandled exception after the request's span ended: in the
-        # context of the span that recorded it, the record carries its trace.
-        exception = record.exc_info[1] if record.exc_info else None
-        with _in_recording_span(exception):
-            for target in targets:
-                target.handle(record)
+        for target in targets:
+            target.handle(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:  # handle() does the work
@@ -136,6 +157,16 @@ def _propagates_to_root(logger: logging.Logger) -> bool:
             return False
         current = current.parent
     return True
+
+
+def _apps(handler: logging.Handler) -> bool:
+    guard = sys.modules.get("otel_tdd.logging_guard")
+    return guard is not None and bool(guard.is_apps(handler))
+
+
+def _app_owns_console() -> bool:
+    guard = sys.modules.get("otel_tdd.logging_guard")
+    return guard is not None and bool(guard.app_owns_console())
 
 
 def _hand_over_logger(logger: logging.Logger) -> bool:
@@ -180,8 +211,14 @@ def _run_after(owner: object, name: str, then: Callable[..., object]) -> bool:
     return True
 
 
-def _patch_server(class_name: str | None, method_name: str, module: ModuleType) -> None:
+def _patch_server(
+    class_name: str | None, method_name: str, default: str | None, module: ModuleType
+) -> None:
     names = FRAMEWORK_LOGGERS[module.__name__]
+    if default is not None and hasattr(module, default):
+        from otel_tdd import logging_guard
+
+        logging_guard.framework_default(getattr(module, default))
     owner = module if class_name is None else getattr(module, class_name, None)
     _run_after(owner, method_name, lambda *_, **__: hand_over(names))
 
@@ -202,6 +239,6 @@ def install() -> None:
         if _installed:
             return
         _installed = True
-    for module, class_name, method_name in _SETUP_METHODS:
-        when_imported(module, functools.partial(_patch_server, class_name, method_name))
+    for module, class_name, method_name, default in _SETUP_METHODS:
+        when_imported(module, functools.partial(_patch_server, class_name, method_name, default))
     when_imported(_STREAMLIT_LOGGER, _patch_streamlit)

@@ -207,6 +207,8 @@ def test_web_row(
         missing = by_path["/missing"].trace_id
         ids = {s["span_id"] for s in spans if s["trace_id"] == missing}
         records_carry_the_span(run, logs, missing, row.not_found_record, ids)
+        # DEBUG=True: the console DEFAULT_LOGGING gives `django` does not print it too.
+        framework_lines_are_json(run, "django.request", row.not_found_record)
     one_error_span_and_record(spans, run, logs, last, also_error=row.also_error)
     assert servers["/boom"]["status_code"] == "ERROR"
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 
 import otel_tdd
-from otel_tdd import sdk
+from otel_tdd import logging_guard, sdk
 from otel_tdd.auto import framework_logs
-from otel_tdd.testing import reset
+from otel_tdd.structured_logging import JsonLogHandler
+from otel_tdd.testing import Capture, capture_telemetry, reset
 
 NAMES = [name for names in framework_logs.FRAMEWORK_LOGGERS.values() for name in names]
 
@@ -183,3 +186,180 @@ def test_streamlit_loggers_become_json_and_stay_single_after_update_formatter() 
     finally:
         streamlit_logger._loggers.pop(name, None)
         log.handlers.clear()
+
+
+# --- a server's default logging and the app's own, together (logging_guard) ------------------
+
+APP_FORMAT = "APP %(levelname)s %(name)s %(message)s"
+
+
+@pytest.fixture
+def app_configures() -> Iterator[None]:
+    """The root logger, the app's loggers and the guard's one warning as they were."""
+    root = logging.getLogger()
+    handlers, level, warned = list(root.handlers), root.level, logging_guard._state.warned
+    logging_guard._state.warned = False
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging_guard._state.warned = warned
+    app = logging.getLogger("app")
+    app.handlers.clear()
+    app.setLevel(logging.NOTSET)
+
+
+def _only_ours_on_the_root() -> None:
+    """The root as a fresh process has it under otel-tdd (pytest adds its own handlers,
+    and basicConfig does nothing on a root logger that has some)."""
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if isinstance(h, JsonLogHandler)]
+
+
+def _in_a_span(*lines: tuple[str, str]) -> str:
+    with trace.get_tracer("t").start_as_current_span("request") as span:
+        _uvicorn_lines()
+        for name, message in lines:
+            logging.getLogger(name).warning(message)
+        return format(span.get_span_context().trace_id, "032x")
+
+
+def _exported(capture: Capture) -> list[tuple[str, str]]:
+    return sorted(
+        (str(r.log_record.body), format(r.log_record.trace_id or 0, "032x"))
+        for r in capture.otel_logs()
+    )
+
+
+def test_under_uvicorn_an_app_basic_config_owns_the_console_and_uvicorn_prints_its_own(
+    app_configures: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The app's own console on the root (basicConfig(format=...)), as without otel-tdd:
+    its lines in its format, uvicorn's in uvicorn's, none as JSON; all exported once."""
+    with capture_telemetry(log_level="INFO") as capture:
+        _uvicorn_config()  # uvicorn configures its logging, then imports the app...
+        _only_ours_on_the_root()
+        logging.basicConfig(format=APP_FORMAT)  # ...which sets up its own
+        trace_id = _in_a_span(("app", "from the app"))
+        assert capture.records() == []  # the console is the app's: no JSON line
+        assert _exported(capture) == sorted(
+            [
+                ("Application startup complete.", trace_id),
+                ('127.0.0.1:5555 - "GET /tasks/1 HTTP/1.1" 200', trace_id),
+                ("from the app", trace_id),
+            ]
+        )
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ['INFO:     127.0.0.1:5555 - "GET /tasks/1 HTTP/1.1" 200 OK']
+    lines = err.splitlines()
+    assert lines[0].startswith("otel-tdd: the app's logging configuration (logging.basicConfig)")
+    assert lines[1:] == ["INFO:     Application startup complete.", "APP WARNING app from the app"]
+
+
+def test_under_uvicorn_an_app_named_logger_keeps_its_format_and_uvicorn_lines_stay_json(
+    app_configures: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capture_telemetry(log_level="INFO") as capture:
+        _uvicorn_config()
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"f": {"format": APP_FORMAT}},
+                "handlers": {"c": {"class": "logging.StreamHandler", "formatter": "f"}},
+                "loggers": {"app": {"handlers": ["c"], "level": "INFO"}},
+            }
+        )
+        trace_id = _in_a_span(("app", "from the app"))
+        assert [(r["logger"], r["message"], r["trace_id"]) for r in capture.records()] == [
+            ("uvicorn.error", "Application startup complete.", trace_id),
+            ("uvicorn.access", '127.0.0.1:5555 - "GET /tasks/1 HTTP/1.1" 200', trace_id),
+        ]
+        assert len(capture.otel_logs()) == 3
+    assert capsys.readouterr() == ("", "APP WARNING app from the app\n")
+
+
+def test_a_log_config_the_user_passes_to_uvicorn_keeps_its_console(
+    app_configures: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``uvicorn --log-config``: the user's choice, unlike uvicorn's LOGGING_CONFIG."""
+    with capture_telemetry(log_level="INFO") as capture:
+        _uvicorn_config(
+            log_config={
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"f": {"format": APP_FORMAT}},
+                "handlers": {"c": {"class": "logging.StreamHandler", "formatter": "f"}},
+                "loggers": {"uvicorn.access": {"handlers": ["c"], "propagate": False}},
+            }
+        )
+        _uvicorn_lines()
+        (forward,) = logging.getLogger("uvicorn.access").handlers
+        assert isinstance(forward, framework_logs.ToJson) and forward.apps
+        assert [r["logger"] for r in capture.records()] == ["uvicorn.error"]
+        assert len(capture.otel_logs()) == 2  # the access line is still exported
+    assert capsys.readouterr().err == (
+        'APP INFO uvicorn.access 127.0.0.1:5555 - "GET /tasks/1 HTTP/1.1" 200\n'
+    )
+
+
+@pytest.fixture
+def django_debug(app_configures: None) -> Iterator[None]:
+    """Django settings with DEBUG=True (startproject's), undone afterwards."""
+    from django.conf import settings
+    from django.utils.functional import empty
+
+    saved = settings._wrapped
+    settings._wrapped = empty
+    settings.configure(DEBUG=True)
+    yield
+    settings._wrapped = saved
+    for name in ("django.request", "django.server"):
+        logging.getLogger(name).disabled = False
+
+
+def _django_lines() -> None:
+    logging.getLogger("django.request").warning("Not Found: %s", "/missing")
+    logging.getLogger("django.server").info('"%s" %s %s', "GET /hello HTTP/1.1", "200", "5")
+
+
+def test_django_debug_lines_are_json_once_and_not_on_its_console(
+    django_debug: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DEFAULT_LOGGING gives `django` a console for DEBUG=True and `django.server` one:
+    Django's, not the app's, so each record is our JSON once and nothing is plain."""
+    from django.utils.log import configure_logging
+
+    with capture_telemetry(log_level="INFO") as capture:
+        configure_logging("logging.config.dictConfig", None)
+        with trace.get_tracer("t").start_as_current_span("GET /missing") as span:
+            _django_lines()
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        assert [(r["logger"], r["message"], r["trace_id"]) for r in capture.records()] == [
+            ("django.request", "Not Found: /missing", trace_id),
+            ("django.server", '"GET /hello HTTP/1.1" 200 5', trace_id),
+        ]
+        assert len(capture.otel_logs()) == 2
+    assert capsys.readouterr() == ("", "")
+
+
+def test_django_logging_setting_with_its_own_console_keeps_its_format(
+    django_debug: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """settings.LOGGING is the app's choice: its console on `django.server` stays."""
+    from django.utils.log import configure_logging
+
+    with capture_telemetry(log_level="INFO") as capture:
+        configure_logging(
+            "logging.config.dictConfig",
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"f": {"format": APP_FORMAT}},
+                "handlers": {"c": {"class": "logging.StreamHandler", "formatter": "f"}},
+                "loggers": {"django.server": {"handlers": ["c"], "propagate": False}},
+            },
+        )
+        _django_lines()
+        assert [r["logger"] for r in capture.records()] == ["django.request"]
+        assert len(capture.otel_logs()) == 2
+    assert capsys.readouterr() == ("", 'APP INFO django.server "GET /hello HTTP/1.1" 200 5\n')
