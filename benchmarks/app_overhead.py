@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import http.server
-import json
 import os
 import platform
 import re
@@ -152,7 +151,7 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
     # delayed ACK add ~40 ms to every call.
     disable_nagle_algorithm = True
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = b'{"stock": 12}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -160,7 +159,7 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -386,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         make_database(tmp / "bench.sqlite3")
         with stub_server() as stub_url, collector(tmp / "stack") as endpoint:
-            base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGFIRE"))}
+            base_env = {
+                k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOGFIRE"))
+            }
             base_env.update(
                 BENCH_DB=str(tmp / "bench.sqlite3"),
                 BENCH_STUB_URL=stub_url,
@@ -408,7 +409,15 @@ def header(args: argparse.Namespace, endpoint: str) -> None:
 
     versions = ", ".join(
         f"{name} {version(name)}"
-        for name in ("opentelemetry-sdk", "logfire", "flask", "fastapi", "django", "gunicorn", "uvicorn")
+        for name in (
+            "opentelemetry-sdk",
+            "logfire",
+            "flask",
+            "fastapi",
+            "django",
+            "gunicorn",
+            "uvicorn",
+        )
     )
     print(
         f"# app overhead, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
@@ -429,8 +438,10 @@ def compare(
                 result = run_once(app, way, base_env, stock_bin, args.duration, log_dir=tmp)
                 results.setdefault((app.name, way), []).append(result)
                 say(f"round {round_no + 1} {app.name:8} {way:9} {result}")
-    print("| app | run | req/s | ratio to bare | p50 ms | p99 ms | added p50 ms | added p99 ms "
-          "| RSS MB | errors |")
+    print(
+        "| app | run | req/s | ratio to bare | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| RSS MB | errors |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for app in apps:
         bare = results[(app.name, "bare")]
@@ -457,8 +468,10 @@ def half_rate(
     args: argparse.Namespace,
     tmp: Path,
 ) -> None:
-    print("| app | run at half of bare's max | target req/s | reached req/s | p50 ms | p99 ms "
-          "| added p99 ms |")
+    print(
+        "| app | run at half of bare's max | target req/s | reached req/s | p50 ms | p99 ms "
+        "| added p99 ms |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for app in apps:
         target = med([r.rps for r in results[(app.name, "bare")]]) / 2
@@ -494,8 +507,10 @@ def knobs(
             )
             runs.setdefault(name, []).append(result)
             say(f"knobs round {round_no + 1} {name:50} {result}")
-    print(f"| {app.name} under otel-tdd run, one knob at a time | req/s | ratio to bare "
-          "| µs added per request | p99 ms |")
+    print(
+        f"| {app.name} under otel-tdd run, one knob at a time | req/s | ratio to bare "
+        "| µs added per request | p99 ms |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in names:
         ratios = [r.rps / b.rps for r, b in zip(runs[name], runs["bare"], strict=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-SECRET_KEY = "benchmark-only-not-secret"  # noqa: S105 - a local benchmark app
+SECRET_KEY = "benchmark-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "djangoapp.urls"

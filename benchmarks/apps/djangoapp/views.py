@@ -13,7 +13,9 @@ http = requests.Session()
 
 
 def get_item(request: HttpRequest, item_id: int) -> JsonResponse:
-    log.info("item %s asked by %s (q=%s)", item_id, request.META.get("REMOTE_ADDR"), request.GET.get("q"))
+    log.info(
+        "item %s asked by %s (q=%s)", item_id, request.META.get("REMOTE_ADDR"), request.GET.get("q")
+    )
     item = read_item(item_id)
     if item is None:
         raise Http404
