@@ -120,6 +120,12 @@ KNOBS: dict[str, dict[str, str]] = {
     },
     "OTEL_METRICS_EXPORTER=none": {"OTEL_METRICS_EXPORTER": "none"},
     "OTEL_LOGS_EXPORTER=none": {"OTEL_LOGS_EXPORTER": "none"},
+    "OTEL_TRACES_EXPORTER=none (spans made, not exported)": {"OTEL_TRACES_EXPORTER": "none"},
+    "no OTLP export at all (traces, metrics, logs: none)": {
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    },
     "requests instrumentor off (no client span)": {
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests,urllib3,urllib"
     },

@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +58,9 @@ COMPONENTS = (
     ("otel-tdd logging (JSON, redaction, guard)", "otel_tdd/redact"),
     ("otel-tdd framework_logs", "otel_tdd/auto/framework_logs"),
     ("otel-tdd other", "otel_tdd/"),
-    ("stdlib logging (app's handler, records)", "/logging/"),
 )
+APP = "app + Flask/Django + gunicorn + requests (and the stdlib they call)"
+STDLIB = sysconfig.get_paths()["stdlib"]
 OWN_CODE = ("opentelemetry/", "otel_tdd/", "logfire/")
 
 
@@ -66,6 +68,24 @@ def frame_path(frame: str) -> str:
     # "func (path/to/file.py:123)"
     start = frame.rfind("(")
     return frame[start + 1 :].rsplit(":", 1)[0] if start >= 0 else frame
+
+
+def charge(frames: list[str]) -> str:
+    """The component a sample's time is charged to, walking up from the leaf.
+
+    Stdlib frames are neutral (a lock, a socket, ``logging``: charged to whoever
+    called them); the first frame that belongs to a component or to third-party
+    or app code decides. So the Flask instrumentor's wrapper around the whole app
+    is charged only for what it does itself, not for the app it calls.
+    """
+    for frame in reversed(frames):
+        path = frame_path(frame)
+        hit = next((name for name, part in COMPONENTS if part in path), None)
+        if hit is not None:
+            return hit
+        if not (path.startswith((STDLIB, "<")) or "/" not in path):
+            return APP
+    return APP
 
 
 def frame_name(frame: str) -> str:
@@ -91,16 +111,10 @@ def analyse(raw: Path, rate_hz: int, requests: int, top: int) -> None:
         if any("threading.py" in f and "_bootstrap" in f for f in frames[:2]):
             per_component["background threads (batch export, metric reader)"] += count
             continue
-        component = "app + Flask + gunicorn + stdlib (not ours, not OTel)"
-        for frame in reversed(frames):
-            path = frame_path(frame)
-            hit = next((name for name, part in COMPONENTS if part in path), None)
-            if hit is not None:
-                component = hit
-                break
-        per_component[component] += count
+        per_component[charge(frames)] += count
+        leaf_own = charge(frames) != APP
         own = next((f for f in reversed(frames) if any(m in frame_path(f) for m in OWN_CODE)), None)
-        if own is not None:
+        if own is not None and leaf_own:
             per_function[frame_name(own)] += count
 
     def us(samples: int) -> float:
@@ -172,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                         "-r",
                         str(args.rate),
                         "--nonblocking",
+                        "--full-filenames",
                         "--format",
                         "raw",
                         "-o",
