@@ -119,6 +119,7 @@ KNOBS: dict[str, dict[str, str]] = {
         "OTEL_SEMCONV_STABILITY_OPT_IN": "http"
     },
     "OTEL_METRICS_EXPORTER=none": {"OTEL_METRICS_EXPORTER": "none"},
+    "OTEL_METRICS_EXEMPLAR_FILTER=always_off": {"OTEL_METRICS_EXEMPLAR_FILTER": "always_off"},
     "OTEL_LOGS_EXPORTER=none": {"OTEL_LOGS_EXPORTER": "none"},
     "OTEL_TRACES_EXPORTER=none (spans made, not exported)": {"OTEL_TRACES_EXPORTER": "none"},
     "no OTLP export at all (traces, metrics, logs: none)": {
