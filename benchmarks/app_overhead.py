@@ -135,6 +135,9 @@ KNOBS: dict[str, dict[str, str]] = {
         "OTEL_PYTHON_FLASK_EXCLUDED_URLS": "items"
     },
     "sampler always_off": {"OTEL_TRACES_SAMPLER": "always_off"},
+    "sys.setswitchinterval(0.5 ms) in the worker (apps/switch_interval.py)": {
+        "GUNICORN_CMD_ARGS": f"--config={APPS / 'switch_interval.py'}"
+    },
 }
 
 
@@ -380,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per run")
     parser.add_argument("--apps", default="flask,fastapi,django")
     parser.add_argument("--knobs", action="store_true", help="Flask under otel-tdd run, per knob")
+    parser.add_argument("--knob", action="append", help="with --knobs: only knobs containing this")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 2
@@ -503,7 +507,7 @@ def half_rate(
 def knobs(
     app: App, base_env: dict[str, str], stock_bin: Path, args: argparse.Namespace, tmp: Path
 ) -> None:
-    names = ["bare", *KNOBS]
+    names = ["bare", *(k for k in KNOBS if not args.knob or any(part in k for part in args.knob))]
     runs: dict[str, list[Result]] = {}
     for round_no in range(args.rounds):
         order = names[round_no:] + names[:round_no]
