@@ -431,7 +431,7 @@ def header(args: argparse.Namespace, endpoint: str) -> None:
         )
     )
     print(
-        f"# app overhead, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"# app overhead, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; {versions}; "
         f"{args.rounds} round(s) x {args.duration} s, wrk -t1 -c4; OTLP/HTTP to {endpoint}\n"
