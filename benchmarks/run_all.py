@@ -1,7 +1,7 @@
 """Every benchmark, one after the other: the one command behind ``./dev bench``.
 
     .venv/bin/python benchmarks/run_all.py            # full runs (~20 minutes)
-    .venv/bin/python benchmarks/run_all.py --quick    # smoke run of each (~6 minutes)
+    .venv/bin/python benchmarks/run_all.py --quick    # smoke run of each (~3 minutes)
 
 Runs overhead.py, startup.py, ops_server_wrk.py, pipeline_throughput.py and
 app_overhead.py in
