@@ -1,9 +1,10 @@
 """Every benchmark, one after the other: the one command behind ``./dev bench``.
 
-    .venv/bin/python benchmarks/run_all.py            # full runs (~5 minutes)
-    .venv/bin/python benchmarks/run_all.py --quick    # smoke run of each (~1 minute)
+    .venv/bin/python benchmarks/run_all.py            # full runs (~20 minutes)
+    .venv/bin/python benchmarks/run_all.py --quick    # smoke run of each (~3 minutes)
 
-Runs overhead.py, startup.py, ops_server_wrk.py and pipeline_throughput.py in
+Runs overhead.py, startup.py, ops_server_wrk.py, pipeline_throughput.py and
+app_overhead.py in
 sequence, each in its own process (so one's SDK state cannot leak into the
 next), with a progress line per step; ``--quick`` is passed through. Every
 script runs even if an earlier one failed; the exit code is 1 if any did.
@@ -18,7 +19,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("overhead.py", "startup.py", "ops_server_wrk.py", "pipeline_throughput.py")
+SCRIPTS = (
+    "overhead.py",
+    "startup.py",
+    "ops_server_wrk.py",
+    "pipeline_throughput.py",
+    "app_overhead.py",
+)
 
 
 def say(text: str) -> None:

@@ -58,3 +58,29 @@ def test_ops_server_wrk_smoke_run_prints_a_row_per_endpoint() -> None:
     assert "| endpoint | wrk | requests/s | p50 | p99 | errors | app items/s |" in out
     for path in ("/health/live", "/health/ready", "/health", "/metrics"):
         assert f"| `{path}` |" in out, out
+
+
+def test_app_overhead_smoke_run_prints_every_app_way_and_column() -> None:
+    # Three servers x six ways x (start + 1 s warm-up + 2 s wrk), then the half-rate runs.
+    out = run_benchmark("app_overhead.py", 900)
+    header = (
+        "| app | run | req/s | ratio to bare | p50 ms | p99 ms | added p50 ms | added p99 ms "
+        "| RSS MB | errors |"
+    )
+    assert header in out, out
+    half = (
+        "| app | run at half of bare's max | target req/s | reached req/s | p50 ms | p99 ms "
+        "| added p99 ms |"
+    )
+    assert half in out, out
+    lines = out.splitlines()
+    for app in ("flask", "fastapi", "django"):
+        for way in ("bare", "ours", "stock", "logfire", "ours-off", "stock-off"):
+            rows = [row for row in lines if row.startswith(f"| {app} | {way} |")]
+            # One row in the main table (10 cells); the four loaded ways again in the
+            # half-rate table (7 cells). Every cell holds a figure, none is missing.
+            half_rate = way in ("bare", "ours", "stock", "logfire")
+            assert [row.count("|") for row in rows] == ([11, 8] if half_rate else [11]), out
+            for row in rows:
+                cells = [cell.strip() for cell in row.strip("|").split("|")]
+                assert all(cells) and "nan" not in cells, row
