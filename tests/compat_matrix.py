@@ -158,7 +158,7 @@ def render(rows: list[Row]) -> str:
 
 
 def main(results_path: Path = RESULTS, doc: Path = DOC, sources: set[str] | None = None) -> int:
-    """Render ``results_path`` into ``doc``; refuse (1, naming the tests) a failed or partial run."""
+    """Render ``results_path`` into ``doc``; refuse (1, naming why) a failed or partial run."""
     hint = "run `.venv/bin/pytest tests/compat tests/e2e/test_streamlit_browser.py` first"
     if not results_path.is_file():
         print(f"no results at {results_path}: {hint}", file=sys.stderr)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from run_helpers import kill_group
 
 from otel_tdd.stack.process import free_ports
