@@ -239,6 +239,10 @@ def test_web_row(
             f"client {row.client} {_version(row.client)}",
             f"SIGTERM exit: bare {row.bare_exit}, wrapped 0",
             *(f"also ERROR: the span {name!r} (upstream)" for name in row.also_error),
+            *(
+                f"open defect, on stderr under the wrapper only: {line!r}"
+                for line in row.known_stderr
+            ),
         ],
     )
 
