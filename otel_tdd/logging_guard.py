@@ -125,7 +125,8 @@ class _NotOurTraffic(logging.Filter):
     """On our handler once DEBUG records can reach it (a filter costs every record)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.INFO or not _exporting_now()
+        # getattr: a hand-built record may lack levelno; a filter must not raise into the app.
+        return getattr(record, "levelno", logging.ERROR) >= logging.INFO or not _exporting_now()
 
 
 def _drop_our_traffic(handler: JsonLogHandler) -> None:

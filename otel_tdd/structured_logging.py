@@ -290,11 +290,12 @@ class JsonLogHandler(logging.Handler):
         line saying so (stdlib's ``Handler.emit`` contract, without its stderr traceback)."""
         runtime = _runtime.RUNTIME or _runtime.current()
         pipeline = runtime.stdlib_pipeline
-        if self.app_owns_record is not None and self.app_owns_record(record):
-            if runtime.logger_provider is None:
-                return  # no OTLP logs: nothing left for us to do with it
-            pipeline = self._without_json(pipeline)
         try:
+            # Inside the try: a record the app's check cannot read fails like any step.
+            if self.app_owns_record is not None and self.app_owns_record(record):
+                if runtime.logger_provider is None:
+                    return  # no OTLP logs: nothing left for us to do with it
+                pipeline = self._without_json(pipeline)
             try:
                 message = record.getMessage()
             except Exception:  # a bad %-format or a raising __str__/__repr__ in an argument

@@ -2,10 +2,12 @@
 
 A compat test asks for the ``compat_row`` fixture and calls it once with the
 library it ran, the scenario and what it proved. The row is kept only if the
-test passed; at the end of the session the rows are written to
+test passed (setup, call and teardown); at the end of the session the rows, every
+such test's outcome, the ids collected and the exit status are written to
 ``build/compat-results.json`` and rendered as Markdown by ``render()``, which is
 what docs/compatibility.md holds (regenerate with
-``.venv/bin/python tests/compat_matrix.py``, after a run of tests/compat).
+``.venv/bin/python tests/compat_matrix.py``, after a full run of tests/compat and
+tests/e2e/test_streamlit_browser.py; it refuses a failed or partial run).
 """
 
 from __future__ import annotations
@@ -77,9 +79,55 @@ def installed_version(distribution: str) -> str:
         return "not installed"
 
 
-def save(rows: list[Row]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+@dataclass
+class Results:
+    """What a session saves: its exit status, the ids of the tests asking for ``compat_row``
+    that it collected, each one's outcome ("passed" only if setup, call and teardown
+    passed) and the rows of the passed ones."""
+
+    exitstatus: int
+    collected: list[str]
+    outcomes: dict[str, str]
+    rows: list[Row]
+
+
+def save(results: Results, path: Path = RESULTS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(results), indent=2) + "\n")
+
+
+def load(path: Path = RESULTS) -> Results:
+    data = json.loads(path.read_text())
+    rows = [Row(**r) for r in data.pop("rows")]
+    return Results(**data, rows=rows)
+
+
+def row_sources(root: Path = REPO / "tests") -> set[str]:
+    """The test files that record rows: a full run collects a test from each."""
+    return {
+        path.relative_to(REPO).as_posix()
+        for path in root.rglob("test_*.py")
+        if "compat_row(" in path.read_text()
+    }
+
+
+def refusals(results: Results, sources: set[str]) -> list[str]:
+    """Why ``results`` must not become the doc (empty when it may): a test that did not
+    pass, one collected but never run, a passed one without a row, a row file not run,
+    or a session that did not exit 0."""
+    problems = [f"{test}: {outcome}" for test, outcome in sorted(results.outcomes.items())
+                if outcome != "passed"]  # fmt: skip
+    problems += [f"{test}: collected, never ran" for test in results.collected
+                 if test not in results.outcomes]  # fmt: skip
+    with_rows = {row.test for row in results.rows}
+    problems += [f"{test}: passed without recording a row"
+                 for test, outcome in sorted(results.outcomes.items())
+                 if outcome == "passed" and test not in with_rows]  # fmt: skip
+    ran = {test.split("::")[0] for test in results.collected}
+    problems += [f"{source}: not in this run (a partial run)" for source in sorted(sources - ran)]
+    if results.exitstatus != 0:
+        problems.append(f"the session exited {results.exitstatus}, not 0")
+    return problems
 
 
 def render(rows: list[Row]) -> str:
@@ -109,14 +157,21 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    if not RESULTS.is_file():
-        hint = "run `.venv/bin/pytest tests/compat` first"
-        print(f"no results at {RESULTS}: {hint}", file=sys.stderr)
+def main(results_path: Path = RESULTS, doc: Path = DOC, sources: set[str] | None = None) -> int:
+    """Render ``results_path`` into ``doc``; refuse (1, naming why) a failed or partial run."""
+    hint = "run `.venv/bin/pytest tests/compat tests/e2e/test_streamlit_browser.py` first"
+    if not results_path.is_file():
+        print(f"no results at {results_path}: {hint}", file=sys.stderr)
         return 1
-    rows = [Row(**r) for r in json.loads(RESULTS.read_text())]
-    DOC.write_text(render(rows))
-    print(f"wrote {DOC} ({len(rows)} rows)")
+    results = load(results_path)
+    problems = refusals(results, row_sources() if sources is None else sources)
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems)
+        print(f"not rendering {doc}: {results_path} is not a full, passing run:\n{listed}\n"
+              f"fix these and {hint}", file=sys.stderr)  # fmt: skip
+        return 1
+    doc.write_text(render(results.rows))
+    print(f"wrote {doc} ({len(results.rows)} rows)")
     return 0
 
 

@@ -223,8 +223,12 @@ def _no_process_left_behind() -> Iterator[None]:
 
 
 # The compatibility matrix (tests/compat/): a test records its row with
-# ``compat_row(...)``; only rows of passed tests are kept and saved at the end.
+# ``compat_row(...)``; only rows of passed tests are kept. Every test asking for
+# ``compat_row`` gets an outcome, saved at the end with the rows, the ids collected and the
+# exit status: compat_matrix.main() refuses to render a failed or partial run.
 _COMPAT_ROWS: list[Any] = []
+_COMPAT_OUTCOMES: dict[str, str] = {}
+_COMPAT_COLLECTED: list[str] = []
 
 
 @pytest.fixture
@@ -256,16 +260,32 @@ def compat_row(request: pytest.FixtureRequest) -> Callable[..., None]:
 _COMPAT_KEY = pytest.StashKey[list[Any]]()
 
 
+def _uses_compat_row(item: pytest.Item) -> bool:
+    return "compat_row" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _COMPAT_COLLECTED.extend(i.nodeid for i in session.items if _uses_compat_row(i))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.passed:
+    if not _uses_compat_row(item):
+        return
+    # Passed only if setup, call and teardown all passed; the first failure or skip stays.
+    if report.failed or report.skipped:
+        _COMPAT_OUTCOMES.setdefault(item.nodeid, report.outcome)
+    elif report.when == "teardown" and item.nodeid not in _COMPAT_OUTCOMES:
+        _COMPAT_OUTCOMES[item.nodeid] = "passed"
         _COMPAT_ROWS.extend(item.stash.get(_COMPAT_KEY, []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _COMPAT_ROWS:
-        from compat_matrix import save
+    if _COMPAT_COLLECTED:
+        from compat_matrix import Results, save
 
-        save(_COMPAT_ROWS)
+        save(
+            Results(int(exitstatus), list(_COMPAT_COLLECTED), dict(_COMPAT_OUTCOMES), _COMPAT_ROWS)
+        )

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,9 @@ class RunningCommand:
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
+                # Its own process group: the kill path reaches gunicorn workers and Celery's
+                # pool children too, not only the top pid.
+                start_new_session=True,
             )
         self.pid = self.proc.pid
 
@@ -129,8 +132,7 @@ class RunningCommand:
         try:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.kill()
             pytest.fail(f"no exit {timeout_s}s after SIGTERM\n{self.output()}", pytrace=False)
 
     def json_lines(self) -> list[dict[str, Any]]:
@@ -145,9 +147,17 @@ class RunningCommand:
         return records
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        """SIGKILL the process group we created (the command and any child it left)."""
+        kill_group(self.proc)
+
+
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc``'s group; only for a ``proc`` started with ``start_new_session=True``
+    (its pid is its group's id). Also when ``proc`` is gone: its children may not be."""
+    with suppress(ProcessLookupError):  # the whole group already exited
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(10)
 
 
 @contextmanager

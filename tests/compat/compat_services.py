@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from run_helpers import kill_group
 
 from otel_tdd.stack.process import free_ports
 
@@ -53,14 +54,14 @@ def _wait(ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, w
 
 
 def _stop(proc: subprocess.Popen[bytes], signum: int) -> None:
-    """Stop the server we started, by its pid: ``signum`` first, SIGKILL if it hangs."""
+    """Stop the server we started, by its pid: ``signum`` first, SIGKILL to its process
+    group (started with ``start_new_session=True``) if it hangs."""
     if proc.poll() is None:
         proc.send_signal(signum)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+            kill_group(proc)  # with PostgreSQL's backends / any child the server left
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
@@ -112,7 +113,9 @@ def running_postgres() -> Iterator[Postgres]:
         argv = [*prefix, postgres, "-D", str(data), "-p", str(port), "-k", str(root),
                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]  # fmt: skip
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            )
         try:
             server = Postgres("127.0.0.1", port, "postgres", "postgres")
             isready = [_binary("pg_isready"), "-h", server.host, "-p", str(port), "-q"]
@@ -149,7 +152,9 @@ def running_redis(directory: Path) -> Iterator[Redis]:
             "--appendonly", "no", "--dir", str(directory), "--daemonize", "no",
             "--protected-mode", "yes"]  # fmt: skip
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
     try:
         server = Redis("127.0.0.1", port)
 

@@ -62,7 +62,7 @@ def test_http_client_row(
     assert printed(run) == printed(bare) == ["200 stub-ok", "404 stub-missing", printed(bare)[2]]
     assert printed(bare)[2].startswith("error "), bare.output
     assert run.exit_code == bare.exit_code == 0, run.output
-    no_wrapper_noise(run)
+    no_wrapper_noise(run, bare)
 
     def three_client_spans() -> list[dict[str, Any]]:
         spans = [s for s in ours(collector.spans(), service) if s["kind"] == "CLIENT"]
@@ -78,6 +78,7 @@ def test_http_client_row(
     for header in on_the_wire:
         _, trace_id, span_id, _flags = header.split("-")
         assert by_id[span_id]["trace_id"] == trace_id, header
+
     def outcome(span: dict[str, Any]) -> str:
         attributes = span["attributes"]
         code = attributes.get("http.response.status_code", attributes.get("http.status_code"))
@@ -88,6 +89,8 @@ def test_http_client_row(
         s for s in spans if s["span_id"] not in {h.split("-")[2] for h in on_the_wire}
     ]
     assert refused_span["status_code"] == "ERROR", refused_span
+    # Every client alike: a 4xx response is an error of the client's span, a 200 is not.
+    assert statuses == ["200: UNSET", "404: ERROR", "refused: ERROR"], statuses
 
     compat_row(
         library,

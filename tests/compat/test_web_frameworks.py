@@ -78,6 +78,8 @@ class Row:
     # Spans the instrumentation marks ERROR besides the request's own (upstream's ASGI
     # middleware: the internal "http send" span of a 500).
     also_error: tuple[str, ...] = ()
+    # A stderr line only the wrapped run prints that is a known, open defect (fragment).
+    known_stderr: tuple[str, ...] = ()
 
 
 ROWS = [
@@ -125,6 +127,9 @@ ROWS = [
         "aiohttp", "python -m aiohttp.web",
         lambda p: [PYTHON, "-m", "aiohttp.web", "-H", LOOPBACK, "-P", str(p), "aiohttp_app:init"],
         "aiohttp_app", "aiohttp", "aiohttp.access", "GET /hello", 0,
+        # Open defect: the aiohttp-server instrumentor, activated when runpy imports the
+        # aiohttp package, imports aiohttp.web before runpy runs it as __main__.
+        known_stderr=("'aiohttp.web' found in sys.modules after import of package 'aiohttp'",),
     ),
 ]  # fmt: skip
 
@@ -184,7 +189,7 @@ def test_web_row(
     assert [a[1] for a in run.answers()] == [200, 200, 404, 500], run.answers()
     assert bare.exit_code == row.bare_exit, bare.output
     assert run.exit_code == 0, run.output
-    no_wrapper_noise(run)
+    no_wrapper_noise(run, bare, known=row.known_stderr)
 
     by_path = {p.path: p for p in run.probes}
     last = by_path["/boom"].trace_id
@@ -234,6 +239,10 @@ def test_web_row(
             f"client {row.client} {_version(row.client)}",
             f"SIGTERM exit: bare {row.bare_exit}, wrapped 0",
             *(f"also ERROR: the span {name!r} (upstream)" for name in row.also_error),
+            *(
+                f"open defect, on stderr under the wrapper only: {line!r}"
+                for line in row.known_stderr
+            ),
         ],
     )
 

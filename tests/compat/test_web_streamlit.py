@@ -71,7 +71,7 @@ def test_streamlit_uncaught_exception_is_one_error_span_and_one_record(
         == ["exceptions shown: 1 markdown: ['before the failure']"]
     ), bare.output
     assert wrapped_run.exit_code == bare.exit_code == 0, wrapped_run.output
-    no_wrapper_noise(wrapped_run)
+    no_wrapper_noise(wrapped_run, bare)
 
     errors = [r for r in wrapped_run.stdout_records if r.get("level") == "ERROR"]
     assert len(errors) == 1, errors

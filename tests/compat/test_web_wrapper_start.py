@@ -88,6 +88,7 @@ IMPORT_ALL = textwrap.dedent(
     import json, os
     import aiohttp, fastapi, flask, httpx, requests, starlette, urllib3, urllib.request
     import streamlit
+    import celery, psycopg, redis, sqlalchemy
     import django
     from django.conf import settings
     settings.configure()
@@ -105,8 +106,9 @@ def test_start_is_silent_with_every_matrix_library_imported(tmp_path: Path) -> N
     assert result.stderr == "", result.stderr
     (line,) = [r for r in records(result.stdout) if "status" in r]
     status = line["status"]
-    active = {"aiohttp-client", "aiohttp-server", "django", "fastapi", "flask", "httpx",
-              "requests", "starlette", "streamlit", "urllib", "urllib3"}  # fmt: skip
+    active = {"aiohttp-client", "aiohttp-server", "celery", "django", "fastapi", "flask",
+              "httpx", "psycopg", "redis", "requests", "sqlalchemy", "starlette", "streamlit",
+              "urllib", "urllib3"}  # fmt: skip
     assert {name for name, (state, _) in status.items() if state == "active"} == active, status
     # httpx's second entry point is for the httpx2 package, absent here: a quiet skip.
     assert status["httpx2"][0] == "skipped" and "httpx2" in status["httpx2"][1], status

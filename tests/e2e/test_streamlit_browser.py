@@ -219,4 +219,3 @@ def test_health_on_the_ops_server_reports_the_streamlit_server(tmp_path: Path) -
         assert check["status"] == "healthy", check
         assert check["state"] in ("NO_SESSIONS_CONNECTED", "ONE_OR_MORE_SESSIONS_CONNECTED")
         assert app.terminate() == 0, app.output()
-

@@ -459,3 +459,21 @@ def test_a_record_that_cannot_be_written_is_counted_never_raised() -> None:
     finally:
         sdk.shutdown()
     assert dropped_totals().get("logs", 0) == before + 3
+
+
+def test_a_hand_built_record_lacking_attributes_never_raises_from_handle() -> None:
+    """``handle`` runs our filter and the app-owns check before ``emit`` builds the line:
+    neither may raise into the app, whatever the record lacks; the record is counted."""
+    from otel_tdd.logging_guard import _NotOurTraffic
+
+    def app_owns(_record: logging.LogRecord) -> bool:
+        raise AttributeError("record has no name")
+
+    handler = JsonLogHandler()
+    handler.addFilter(_NotOurTraffic())
+    handler.app_owns_record = app_owns
+    bare = logging.LogRecord.__new__(logging.LogRecord)  # no levelno, name, msg...
+    before = dropped_totals().get("logs", 0)
+    with capture_telemetry():
+        assert handler.handle(bare) is True
+    assert dropped_totals().get("logs", 0) == before + 1
