@@ -395,6 +395,28 @@ def test_a_health_result_with_a_lone_surrogate_does_not_answer_500() -> None:
     assert json.loads(body)["checks"]["odd"]["status"] == "healthy"
 
 
+def test_a_health_result_with_an_invalid_status_is_redacted_too() -> None:
+    from test_ops_server import get
+
+    from otel_tdd.ops_server import start_ops_server
+
+    monitor = HealthMonitor()
+    result = {
+        "status": "degraded password=hunter2",
+        "password": "hunter2",
+        "dsn_note": "postgresql://app:S3cret@db/x",
+    }
+    monitor.register_check("odd", lambda: result)
+    with capture_telemetry(), start_ops_server("127.0.0.1", 0, monitor) as server:
+        status, _, body = get(f"http://127.0.0.1:{server.port}/health")
+    assert status == 503
+    check = json.loads(body)["checks"]["odd"]
+    assert check["status"] == "critical"
+    assert "returned status=" in check["message"]
+    text = body.decode()
+    assert "hunter2" not in text and "S3cret" not in text, text
+
+
 class _RaisingProcessor(LogRecordProcessor):
     def on_emit(self, log_record: Any) -> None:
         raise RuntimeError("exporter bug")
