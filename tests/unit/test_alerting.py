@@ -152,6 +152,20 @@ def test_summary_and_description_from_data_are_used_as_given(
     assert sent["labels"]["severity"] == "warning"  # the default
 
 
+@pytest.mark.parametrize(
+    "data", [{"n": 10**5000}, {"summary": 10**5000}, {"description": 10**5000}]
+)
+def test_an_int_too_long_for_json_still_posts_the_alert(
+    alerting: Capture, fake_am: FakeAlertmanager, data: dict[str, Any]
+) -> None:
+    assert alert("huge", data) is True
+    flush()
+    (post,) = fake_am.posts
+    (sent,) = post
+    assert all(isinstance(v, str) for v in sent["annotations"].values())
+    assert "int of 16610 bits" in json.dumps(sent["annotations"])
+
+
 def test_secrets_in_the_data_are_redacted_in_the_alert_and_its_log_record(
     alerting: Capture, fake_am: FakeAlertmanager
 ) -> None:
