@@ -89,7 +89,9 @@ def _refuse_credentials(url: str) -> str:
         raise ValueError(
             f"Alertmanager URL {without_password(url)!r} is invalid: expected http(s)://host[:port]"
         )
-    if parts.username is not None or parts.password is not None:
+    # A password with / or # in it ends urlsplit's netloc early: no username seen, so the
+    # masked form differing from the URL is what tells.
+    if parts.username is not None or parts.password is not None or without_password(url) != url:
         raise ValueError(
             f"Alertmanager URL {without_password(url)!r} carries credentials, which are not "
             "sent: put Alertmanager behind a proxy that authenticates, and give its URL "

@@ -491,6 +491,28 @@ def test_an_alertmanager_url_with_credentials_is_refused_without_printing_the_pa
     assert "hunter2" not in str(direct.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ops:hun/ter2@127.0.0.1:9093",
+        "http://ops:hun#ter2@127.0.0.1:9093",
+        "http://ops:hun?ter2@127.0.0.1:9093",
+        "http://ops:h@nter2@127.0.0.1:9093",
+    ],
+)
+def test_a_password_with_punctuation_is_refused_and_never_printed(url: str) -> None:
+    """urlsplit ends the netloc at the first / ? #: the password read as host and path."""
+    from otel_tdd.config import ConfigError, load_settings, without_password
+
+    assert without_password(url) == "http://ops:***@127.0.0.1:9093"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OTEL_TDD_ALERTMANAGER_URL": url})
+    assert "ter2" not in str(caught.value)  # refused as invalid or as credentials
+    with pytest.raises(ValueError, match="credentials") as direct:
+        AlertmanagerClient(url)
+    assert "ter2" not in str(direct.value)
+
+
 def test_a_sender_hit_by_an_unexpected_error_goes_on(
     alerting: Capture, fake_am: FakeAlertmanager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
