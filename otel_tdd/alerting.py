@@ -31,6 +31,7 @@ from opentelemetry import trace
 
 from otel_tdd import _runtime
 from otel_tdd.config import without_password
+from otel_tdd.log_pipeline import json_safe
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import StructuredLogger
@@ -88,7 +89,9 @@ def _refuse_credentials(url: str) -> str:
         raise ValueError(
             f"Alertmanager URL {without_password(url)!r} is invalid: expected http(s)://host[:port]"
         )
-    if parts.username is not None or parts.password is not None:
+    # A password with / or # in it ends urlsplit's netloc early: no username seen, so the
+    # masked form differing from the URL is what tells.
+    if parts.username is not None or parts.password is not None or without_password(url) != url:
         raise ValueError(
             f"Alertmanager URL {without_password(url)!r} carries credentials, which are not "
             "sent: put Alertmanager behind a proxy that authenticates, and give its URL "
@@ -393,6 +396,15 @@ def _channel_items(channels: Sequence[str]) -> list[str]:
     return items
 
 
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text. alert() must not raise into the app: what ``json.dumps``
+    refuses (an int of 5000 digits, a cycle) goes through the log pipeline's sanitiser."""
+    try:
+        return json.dumps(value, default=str)
+    except (ValueError, TypeError, RecursionError):
+        return json.dumps(json_safe(value), default=str)
+
+
 def build_payload(
     name: str,
     data: Mapping[str, Any],
@@ -407,17 +419,15 @@ def build_payload(
     items = _channel_items(channels)
     if items:
         labels["channel"] = ",".join(items)
+    summary = data.get("summary") or name.replace("_", " ")
+    description = data.get("description") or {str(k): v for k, v in data.items()}
     annotations = {
-        "summary": str(data.get("summary") or name.replace("_", " ")),
-        "description": str(
-            data.get("description") or json.dumps({str(k): v for k, v in data.items()}, default=str)
-        ),
+        "summary": summary if isinstance(summary, str) else _json_text(summary),
+        "description": description if isinstance(description, str) else _json_text(description),
     }
     extra = {str(k): v for k, v in data.items() if k not in ("summary", "description")}
     for key, value in annotation_names(extra).items():
-        annotations[value] = (
-            extra[key] if isinstance(extra[key], str) else json.dumps(extra[key], default=str)
-        )
+        annotations[value] = extra[key] if isinstance(extra[key], str) else _json_text(extra[key])
     return {
         "labels": labels,
         "annotations": annotations,

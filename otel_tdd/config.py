@@ -215,13 +215,17 @@ def without_password(value: object) -> str:
     scheme, sep, rest = text.partition("://")
     if not sep:
         return text
+    user, colon, _ = rest.partition(":")
+    at = rest.rfind("@")
+    if colon and at > len(user) and not any(mark in user for mark in "/?#@"):
+        # user:password@ where the password may hold / # ? @ unescaped (urlsplit would
+        # end the host at the first of them and show the rest): it runs to the last @.
+        return f"{scheme}://{user}:***@{rest[at + 1 :]}"
     netloc, slash, tail = rest.partition("/")
     if "@" not in netloc:
         return text
     userinfo, _, host = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    shown = f"{user}:***" if ":" in userinfo else user
-    return f"{scheme}://{shown}@{host}{slash}{tail}"
+    return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}{slash}{tail}"
 
 
 def parse_endpoint(variable: str, value: object) -> str:

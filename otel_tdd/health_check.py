@@ -207,12 +207,16 @@ def _normalize(name: str, raw: object) -> dict[str, Any]:
     status = result.get("status")
     normalized = status.strip().lower() if isinstance(status, str) else status
     if normalized not in STATUSES:
-        result.update(
+        # Redacted like a valid result: the check's other fields reach /health all the same,
+        # and the bad status itself may be a secret.
+        redacted = _redactor().mapping(result)
+        shown = _redactor().text(repr(status))
+        redacted.update(
             _critical(
-                f"check {name!r} returned status={status!r}, expected one of {', '.join(STATUSES)}"
+                f"check {name!r} returned status={shown}, expected one of {', '.join(STATUSES)}"
             )
         )
-        return result
+        return redacted
     result["status"] = normalized
     message = result.get("message")
     result["message"] = f"{name} is {normalized}" if message is None else str(message)

@@ -616,6 +616,11 @@ def _sanitize(
         return f"<unreadable: {type(error).__name__}>"
 
 
+def json_safe(value: Any) -> Any:
+    """:func:`_sanitize` for other modules: a JSON-safe, bounded copy that never raises."""
+    return _sanitize(value)
+
+
 _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 # The fields every line keeps, whatever happened to the rest (the schema's required ones).
 _CORE_FIELDS = (

@@ -12,9 +12,12 @@ for the kubelet, and a healthy pod answered 503 to its probes. Here one
 selector thread accepts every connection and reads request heads without
 blocking (each head must arrive within ``HEAD_TIMEOUT_S``); only a complete
 request is handed to a handler thread (at most ``max_connections`` at once,
-beyond which a request gets 503 at once). A slow or idle client costs a socket,
-not a thread; past ``MAX_OPEN_CONNECTIONS`` the oldest one without a pending
-request is closed to make room, so new probes always get in. The request itself
+beyond which a request gets 503 at once). A slow-sending or idle client costs a
+socket, not a thread. A client that reads its answer slowly does hold a handler
+thread: ``REQUEST_TIMEOUT_S`` bounds each send(), not the whole answer, so a reader
+that takes a little every few seconds keeps it longer. Past
+``MAX_OPEN_CONNECTIONS`` the oldest one without a pending request is closed to
+make room, so new probes always get in. The request itself
 is parsed and answered by the stdlib's ``BaseHTTPRequestHandler``.
 
 It never crashes the app: a malformed request gets the stdlib's 400, an error in
@@ -55,7 +58,8 @@ DEFAULT_MAX_CONNECTIONS = 64
 MAX_OPEN_CONNECTIONS = 512
 # A request head must arrive whole within this many seconds of its first byte.
 HEAD_TIMEOUT_S = 5.0
-# Seconds a keep-alive connection may sit idle, and the bound on writing one answer.
+# Seconds a keep-alive connection may sit idle, and the bound on each send() of an
+# answer (per send, not the whole answer: a slow reader holds its handler thread longer).
 REQUEST_TIMEOUT_S = 10.0
 # How long a handler thread waits for the next request on a keep-alive connection
 # before handing it back to the selector (a client sending at once skips a round trip).

@@ -121,9 +121,12 @@ _ATOMS = (datetime, date, time, UUID)
 _TRIGGER_RE = re.compile(r"[=:@]|\(\s*b?['\"]|earer|asic|eyJ|A[KS]IA|\d[ -]?\d[ -]?\d[ -]?\d")
 _TOKEN_RE = re.compile(
     # The userinfo of a URL, user:password@ or a token alone (https://ghp_x@github.com).
-    r"(?P<url>(?<=://)[^\s/?#@:]+(?::[^\s/?#@]*)?(?=@))"
+    # A password runs to the LAST @ before a space or quote: people put / @ # ? in them
+    # unescaped (postgresql://app:p@ss/w@db), and masking a path with an @ is the safe error.
+    r"(?P<url>(?<=://)[^\s/?#@:'\"<>]+(?::[^\s'\"<>]*)?(?=@))"
     # HTTP credentials; "Basic" capitalised and 8+ characters on: "basic auth" is prose.
-    r"|(?P<scheme>\b(?:[Bb]earer\s+|Basic\s+(?=[A-Za-z0-9+/]{8})))[A-Za-z0-9\-._~+/]+=*"
+    # The credential starts as token68 does and runs to a space or quote (bearer = x is a pair).
+    r"|(?P<scheme>\b(?:[Bb]earer\s+|Basic\s+(?=[A-Za-z0-9+/]{8})))[\w\-.~+/][^\s'\"<>]*"
     r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"  # a JWT
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # an AWS access key id
     r"|(?P<card>(?<!\d)(?:\d[ -]?){12,18}\d(?!\d))"
@@ -137,7 +140,33 @@ _KEY_RE = re.compile(
     # A bare key: password=value, apiKey: value, --token=value, ?token=value.
     r"""|(?<![\w.])(?P<bare>[A-Za-z_][\w.\-]{0,63})\s*[:=]\s*"""
 )
-_VALUE_RE = re.compile(r"""b?"(?:[^"\\\n]|\\.)*"|b?'(?:[^'\\\n]|\\.)*'|[^\s,;&'"<>(){}\[\]]+""")
+# An HTTP auth scheme before its credential ("Authorization: token ghp_..."): masked with
+# the credential that follows. After an authorization-like key any single word counts.
+_SCHEMES = frozenset(
+    [
+        "bearer",
+        "basic",
+        "token",
+        "apikey",
+        "api-key",
+        "digest",
+        "negotiate",
+        "ntlm",
+        "hoba",
+        "mutual",
+        "dpop",
+        "gnap",
+        "oauth",
+        "aws4-hmac-sha256",
+    ]
+)
+_SCHEME_WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-]{0,31}")
+_CREDENTIAL_RE = re.compile(r"""[ \t]+(?:b?"(?:[^"\\\n]|\\.)*"|b?'(?:[^'\\\n]|\\.)*'|[^\s'"<>]+)""")
+# Digest's credential is a list of name="value" pairs: masked to the end of the line.
+_PARAMS_RE = re.compile(r"[ \t]+[^\n]*")
+# An unquoted value runs to a space, a quote, a closing bracket or a query string's &:
+# a password may hold ; , # / @ (password=abc;def).
+_VALUE_RE = re.compile(r"""b?"(?:[^"\\\n]|\\.)*"|b?'(?:[^'\\\n]|\\.)*'|[^\s&'"<>)}\]]+""")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -311,15 +340,29 @@ class Redactor:
             if value is None or value.group(0).startswith(REDACTED):
                 continue
             shown = value.group(0)
+            end = value.end()
+            if self._is_scheme(key, shown):
+                tail = _PARAMS_RE if shown.lower() == "digest" else _CREDENTIAL_RE
+                credential = tail.match(text, end)
+                if credential is not None:
+                    shown, end = REDACTED, credential.end()
             prefix = "b" if shown[:2] in ("b'", 'b"') else ""  # a bytes repr stays one
             quote = shown[len(prefix)] if shown[len(prefix) :][:1] in ("'", '"') else ""
             pieces.append(text[done:position])
             pieces.append(f"{prefix}{quote}{REDACTED}{quote}")
-            done = position = value.end()
+            done = position = end
         if not pieces:
             return text
         pieces.append(text[done:])
         return "".join(pieces)
+
+    @staticmethod
+    def _is_scheme(key: str, value: str) -> bool:
+        """Whether ``value`` is an auth scheme word whose credential follows it."""
+        if _SCHEME_WORD_RE.fullmatch(value) is None:
+            return False
+        words = key_words(key)
+        return value.lower() in _SCHEMES or "authorization" in words or "auth" in words
 
     # -- values --------------------------------------------------------------------------------
 

@@ -851,7 +851,10 @@ class LocalStack:
         ``up --free-ports`` here takes them again while they are free, so an app still
         exporting to the old Collector reconnects to the new one."""
         if self._state.ports:
-            self._last_ports_file.write_text(json.dumps(self._state.ports) + "\n", encoding="utf-8")
+            # Like state.json: 0600, and a link planted there is replaced, never written through.
+            tmp = self._last_ports_file.with_suffix(".tmp")
+            write_private(tmp, json.dumps(self._state.ports) + "\n", self.state_dir)
+            os.replace(tmp, self._last_ports_file)
         self._state.ports = {}
 
     def _last_ports(self) -> dict[str, dict[str, int]]:

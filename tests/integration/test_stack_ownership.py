@@ -128,6 +128,19 @@ def test_a_secret_symlink_is_refused_and_its_target_left_intact(tmp_path: Path) 
     assert victim.read_text() == "precious\n"
 
 
+def test_a_last_ports_symlink_is_replaced_not_written_through(running: LocalStack) -> None:
+    victim = running.state_dir.parent / "victim.txt"
+    victim.write_text("precious\n")
+    os.chmod(victim, 0o600)
+    last_ports = running.state_dir / "last-ports.json"
+    last_ports.symlink_to(victim)
+    running.down()
+    assert victim.read_text() == "precious\n"
+    assert not last_ports.is_symlink()
+    assert stat.S_IMODE(last_ports.stat().st_mode) == 0o600
+    assert "alertmanager" in json.loads(last_ports.read_text())
+
+
 def test_what_up_writes_is_private_whatever_the_umask(tmp_path: Path) -> None:
     state_dir = tmp_path / "stack"
     old = os.umask(0o022)

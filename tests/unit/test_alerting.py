@@ -152,6 +152,20 @@ def test_summary_and_description_from_data_are_used_as_given(
     assert sent["labels"]["severity"] == "warning"  # the default
 
 
+@pytest.mark.parametrize(
+    "data", [{"n": 10**5000}, {"summary": 10**5000}, {"description": 10**5000}]
+)
+def test_an_int_too_long_for_json_still_posts_the_alert(
+    alerting: Capture, fake_am: FakeAlertmanager, data: dict[str, Any]
+) -> None:
+    assert alert("huge", data) is True
+    flush()
+    (post,) = fake_am.posts
+    (sent,) = post
+    assert all(isinstance(v, str) for v in sent["annotations"].values())
+    assert "int of 16610 bits" in json.dumps(sent["annotations"])
+
+
 def test_secrets_in_the_data_are_redacted_in_the_alert_and_its_log_record(
     alerting: Capture, fake_am: FakeAlertmanager
 ) -> None:
@@ -475,6 +489,28 @@ def test_an_alertmanager_url_with_credentials_is_refused_without_printing_the_pa
     with pytest.raises(ValueError) as direct:
         AlertmanagerClient("http://ops:hunter2@127.0.0.1:9093")
     assert "hunter2" not in str(direct.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ops:hun/ter2@127.0.0.1:9093",
+        "http://ops:hun#ter2@127.0.0.1:9093",
+        "http://ops:hun?ter2@127.0.0.1:9093",
+        "http://ops:h@nter2@127.0.0.1:9093",
+    ],
+)
+def test_a_password_with_punctuation_is_refused_and_never_printed(url: str) -> None:
+    """urlsplit ends the netloc at the first / ? #: the password read as host and path."""
+    from otel_tdd.config import ConfigError, load_settings, without_password
+
+    assert without_password(url) == "http://ops:***@127.0.0.1:9093"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OTEL_TDD_ALERTMANAGER_URL": url})
+    assert "ter2" not in str(caught.value)  # refused as invalid or as credentials
+    with pytest.raises(ValueError, match="credentials") as direct:
+        AlertmanagerClient(url)
+    assert "ter2" not in str(direct.value)
 
 
 def test_a_sender_hit_by_an_unexpected_error_goes_on(

@@ -395,6 +395,52 @@ def test_a_health_result_with_a_lone_surrogate_does_not_answer_500() -> None:
     assert json.loads(body)["checks"]["odd"]["status"] == "healthy"
 
 
+def test_a_health_result_with_an_invalid_status_is_redacted_too() -> None:
+    from test_ops_server import get
+
+    from otel_tdd.ops_server import start_ops_server
+
+    monitor = HealthMonitor()
+    result = {
+        "status": "degraded password=hunter2",
+        "password": "hunter2",
+        "dsn_note": "postgresql://app:S3cret@db/x",
+    }
+    monitor.register_check("odd", lambda: result)
+    with capture_telemetry(), start_ops_server("127.0.0.1", 0, monitor) as server:
+        status, _, body = get(f"http://127.0.0.1:{server.port}/health")
+    assert status == 503
+    check = json.loads(body)["checks"]["odd"]
+    assert check["status"] == "critical"
+    assert "returned status=" in check["message"]
+    text = body.decode()
+    assert "hunter2" not in text and "S3cret" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        ("Authorization: token ghp_abcdef123456", ["ghp_abcdef123456"]),
+        ("authorization=ApiKey k123:xyz789", ["k123", "xyz789"]),
+        ('Authorization: Digest username="bob", response="6629fae4"', ["6629fae4"]),
+        ("Proxy-Authorization: Negotiate YIIabc9876==", ["YIIabc9876"]),
+        ("Authorization: NTLM TlRMTVNTUAAB", ["TlRMTVNTUAAB"]),
+        ("dsn postgresql://app:pa/ss9876@db/x", ["pa/ss9876", "ss9876"]),
+        ("dsn postgresql://app:p@ss9876@db/x", ["ss9876"]),
+        ("dsn redis://app:pw#x9876@db:6379", ["x9876"]),
+        ("password=abc;def9876 then", ["def9876"]),
+        ("token: Bearer abc@def9876", ["def9876"]),
+    ],
+)
+def test_credentials_with_a_scheme_or_punctuation_are_masked_whole(
+    text: str, secrets: list[str]
+) -> None:
+    masked = Redactor().text(text)
+    assert REDACTED in masked
+    for secret in secrets:
+        assert secret not in masked, masked
+
+
 class _RaisingProcessor(LogRecordProcessor):
     def on_emit(self, log_record: Any) -> None:
         raise RuntimeError("exporter bug")
