@@ -54,7 +54,10 @@ __all__ = [
     "RateLimit",
     "build_pipeline",
     "format_timestamp",
+    "json_safe",
     "render_json",
+    "repr_of",
+    "text_of",
 ]
 
 EventDict = dict[str, Any]
@@ -325,7 +328,7 @@ class Redact:
                 event[key] = redactor.mapping(value)
         exception = event.get("exception")
         if exception is not None:
-            text = exception if type(exception) is str else _text_of(exception)
+            text = exception if type(exception) is str else text_of(exception)
             event["exception"] = redactor.bounded_text(text, MAX_MESSAGE_CHARS)
         return event
 
@@ -340,7 +343,7 @@ def _truncated(text: str, limit: int = MAX_STRING_CHARS) -> str:
     return text[:limit] + f"...[truncated {len(text) - limit} chars]"
 
 
-def _text_of(value: object) -> str:
+def text_of(value: object) -> str:
     """``str(value)`` that never raises (a hostile ``__str__``, an int past str's digit limit)."""
     try:
         text = str(value)
@@ -375,13 +378,13 @@ def _any_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, bytes):
         return value[:MAX_STRING_CHARS]
     if depth > 8:
-        return _text_of(value)[:MAX_STRING_CHARS]
+        return text_of(value)[:MAX_STRING_CHARS]
     if isinstance(value, Mapping):
         # The SDK drops an empty key with a warning line per record: name it instead.
-        return {(_text_of(k) or "(empty)"): _any_value(v, depth + 1) for k, v in value.items()}
+        return {(text_of(k) or "(empty)"): _any_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_any_value(v, depth + 1) for v in value]
-    return _text_of(value)[:MAX_STRING_CHARS]
+    return text_of(value)[:MAX_STRING_CHARS]
 
 
 _PLAIN_VALUES = (str, bool, int, float, type(None))
@@ -541,7 +544,7 @@ class EmitToOTel:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _repr_of(value: object) -> str:
+def repr_of(value: object) -> str:
     """``repr(value)`` that never raises."""
     try:
         text = repr(value)
@@ -551,7 +554,7 @@ def _repr_of(value: object) -> str:
         pass
     if isinstance(value, int):
         return _int_text(value)
-    return _text_of(value)
+    return text_of(value)
 
 
 def _fallback(value: Any) -> Any:
@@ -560,7 +563,7 @@ def _fallback(value: Any) -> Any:
         return bytes(value)[:MAX_STRING_CHARS].decode("utf-8", "replace")
     if isinstance(value, (set, frozenset)):
         return list(value)
-    return no_surrogates(_repr_of(value)[:MAX_STRING_CHARS])
+    return no_surrogates(repr_of(value)[:MAX_STRING_CHARS])
 
 
 class _Limits:
@@ -597,7 +600,7 @@ def _sanitize(
                 if index >= limits.items:
                     out["[truncated]"] = f"more than {limits.items} items"
                     break
-                text = key if isinstance(key, str) else _repr_of(key)
+                text = key if isinstance(key, str) else repr_of(key)
                 name = no_surrogates(text[: min(256, limits.chars)])
                 out[name] = _sanitize(item, limits, depth + 1, inner)
             return out

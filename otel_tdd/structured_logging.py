@@ -32,6 +32,8 @@ from otel_tdd.log_pipeline import (
     format_timestamp,
     get_current_context,
     rate_limit_scope,
+    repr_of,
+    text_of,
 )
 
 __all__ = ["JsonLogHandler", "StructuredLogger", "correlation_context"]
@@ -144,7 +146,7 @@ class StructuredLogger:
             "timestamp": format_timestamp(time.time()),
             "level": _level_name(level),
             "logger": self.name,
-            "message": message if type(message) is str else _message_text(message),
+            "message": message if type(message) is str else text_of(message),
             "data": data if data is not None else {},
         }
         if blocks:
@@ -299,7 +301,7 @@ class JsonLogHandler(logging.Handler):
             try:
                 message = record.getMessage()
             except Exception:  # a bad %-format or a raising __str__/__repr__ in an argument
-                message = f"{_message_text(record.msg, repr)} % {_args_text(record.args)}"
+                message = f"{repr_of(record.msg)} % {_args_text(record.args)}"
             attributes = record.__dict__
             data: dict[str, Any] = {}
             if len(attributes) > _PLAIN_RECORD_SIZE:  # only records with extra= have more keys
@@ -335,25 +337,11 @@ class JsonLogHandler(logging.Handler):
         return
 
 
-def _message_text(value: object, convert: Callable[[object], str] = str) -> str:
-    """``str(value)`` (or ``repr``) for a message that is not a string; never raises."""
-    try:
-        text = convert(value)
-        if type(text) is str:
-            return text
-    except Exception:
-        pass
-    try:
-        return f"<unprintable {type(value).__name__}>"
-    except Exception:
-        return "<unprintable>"
-
-
 def _args_text(args: object) -> str:
     """The %-arguments of a record that failed to format, each shown on its own."""
     if isinstance(args, tuple):
-        return "(" + ", ".join(_message_text(arg, repr) for arg in args) + ")"
-    return _message_text(args, repr)
+        return "(" + ", ".join(repr_of(arg) for arg in args) + ")"
+    return repr_of(args)
 
 
 def iter_json_lines(text: str) -> Iterator[str]:

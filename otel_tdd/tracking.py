@@ -71,7 +71,7 @@ def _record_exception(span: Span, error: BaseException, runtime: _runtime.Runtim
     The SDK's own puts ``str(error)`` and the traceback on the span as they are: a
     connection string or a card number in an error message would be exported.
     """
-    from otel_tdd.log_pipeline import MAX_MESSAGE_CHARS, _text_of
+    from otel_tdd.log_pipeline import MAX_MESSAGE_CHARS, text_of
     from otel_tdd.redaction import Redactor
 
     redactor = runtime.redactor if runtime is not None else Redactor()
@@ -84,7 +84,7 @@ def _record_exception(span: Span, error: BaseException, runtime: _runtime.Runtim
         "exception",
         {  # the SDK's attributes, as its record_exception sets them
             "exception.type": f"{module}.{qualname}" if module != "builtins" else qualname,
-            "exception.message": redactor.bounded_text(_text_of(error), MAX_MESSAGE_CHARS),
+            "exception.message": redactor.bounded_text(text_of(error), MAX_MESSAGE_CHARS),
             "exception.stacktrace": redactor.bounded_text(stacktrace, MAX_MESSAGE_CHARS),
             "exception.escaped": "False",
         },
