@@ -33,6 +33,7 @@ __all__ = [
     "CollectorBuildError",
     "build_collector",
     "cached_binary_path",
+    "cached_go_build",
     "cli",
     "collector_binary",
     "collector_env",
@@ -295,9 +296,48 @@ def build_collector(
     failure the error names that file and quotes its last lines.
     """
     manifest = (manifest or find_manifest()).resolve()
-    target = cached_binary_path(manifest)
+
+    def build(go: str, workdir: Path, clock: _Clock) -> Path:
+        builder = _ensure_builder(go, workdir, clock)
+        rendered = _render_manifest(manifest, workdir, go)
+        clock.say("running ocb: generate sources, fetch Go modules, compile (minutes)")
+        _run_logged(
+            [str(builder), f"--config={rendered}"], workdir / "build.log", clock, os.environ
+        )
+        return workdir / "src" / BINARY_NAME
+
+    return cached_go_build(
+        cached_binary_path(manifest),
+        label="",
+        describe=f"{BINARY_NAME} from {manifest}",
+        find_go=find_go,
+        build=build,
+        missing=lambda built, log: CollectorBuildError(
+            f"ocb succeeded but {built} is missing; see the log"
+        ),
+        progress=progress,
+        force=force,
+    )
+
+
+def cached_go_build(
+    target: Path,
+    *,
+    label: str,
+    describe: str,
+    find_go: Callable[[], str],
+    build: Callable[[str, Path, _Clock], Path],
+    missing: Callable[[Path, Path], Exception],
+    progress: Progress,
+    force: bool,
+) -> Path:
+    """Reuse ``target`` or build it once under a lock, with build.log beside it.
+
+    Shared by the Collector and the store builds: ``build(go, workdir, clock)``
+    returns where it left the binary, which then replaces ``target`` atomically.
+    """
     if target.is_file() and not force:
-        progress(f"up to date: {target}")
+        progress(f"{label}up to date: {target}")
         return target
     go = find_go()
     workdir = target.parent
@@ -305,19 +345,14 @@ def build_collector(
     clock = _Clock(progress)
     with _build_lock(workdir):
         if target.is_file() and not force:  # built by another process while we waited
-            clock.say(f"up to date: {target}")
+            clock.say(f"{label}up to date: {target}")
             return target
-        (workdir / "build.log").write_text("", encoding="utf-8")
-        clock.say(f"building {BINARY_NAME} from {manifest} (log: {workdir / 'build.log'})")
-        builder = _ensure_builder(go, workdir, clock)
-        rendered = _render_manifest(manifest, workdir, go)
-        clock.say("running ocb: generate sources, fetch Go modules, compile (minutes)")
-        _run_logged(
-            [str(builder), f"--config={rendered}"], workdir / "build.log", clock, os.environ
-        )
-        built = workdir / "src" / BINARY_NAME
+        log = workdir / "build.log"
+        log.write_text("", encoding="utf-8")
+        clock.say(f"building {describe} (log: {log})")
+        built = build(go, workdir, clock)
         if not built.is_file():
-            raise CollectorBuildError(f"ocb succeeded but {built} is missing; see the log")
+            raise missing(built, log)
         os.replace(built, target)  # atomic: a half-built binary is never `target`
         clock.say(f"built {target} in {clock.elapsed:.0f}s")
     return target

@@ -25,11 +25,11 @@ from pathlib import Path
 # same for any Go build; its error type is translated at this module's edge.
 from otel_tdd.stack.collector import (
     CollectorBuildError,
-    _build_lock,
     _Clock,
     _parse_go_version,
     _run_logged,
     cache_root,
+    cached_go_build,
 )
 
 __all__ = [
@@ -193,33 +193,26 @@ def build_store(name: str, *, progress: Progress = _stderr_progress, force: bool
     that file and quotes its last lines.
     """
     store = _store(name)
-    target = cached_store_path(name)
-    if target.is_file() and not force:
-        progress(f"{store.name} {store.version} up to date: {target}")
-        return target
-    go = _find_go(store)
-    workdir = target.parent
-    workdir.mkdir(parents=True, exist_ok=True)
-    clock = _Clock(progress)
-    with _build_lock(workdir):
-        if target.is_file() and not force:  # another process built it while we waited
-            clock.say(f"{store.name} {store.version} up to date: {target}")
-            return target
-        (workdir / "build.log").write_text("", encoding="utf-8")
-        clock.say(f"building {store.name} {store.version} (log: {workdir / 'build.log'})")
-        builder = _build_jaeger if store is JAEGER else _build_victoria_logs
+    builder = _build_jaeger if store is JAEGER else _build_victoria_logs
+
+    def build(go: str, workdir: Path, clock: _Clock) -> Path:
         try:
-            built = builder(go, workdir, clock)
+            return builder(go, workdir, clock)
         except CollectorBuildError as exc:  # _run_logged's error, about our build here
             raise StoreBuildError(f"building {store.name} failed: {exc}") from exc
-        if not built.is_file():
-            raise StoreBuildError(
-                f"the {store.name} build succeeded but {built} is missing; see "
-                f"{workdir / 'build.log'}"
-            )
-        os.replace(built, target)  # atomic: a half-built binary is never `target`
-        clock.say(f"built {target} in {clock.elapsed:.0f}s")
-    return target
+
+    return cached_go_build(
+        cached_store_path(name),
+        label=f"{store.name} {store.version} ",
+        describe=f"{store.name} {store.version}",
+        find_go=lambda: _find_go(store),
+        build=build,
+        missing=lambda built, log: StoreBuildError(
+            f"the {store.name} build succeeded but {built} is missing; see {log}"
+        ),
+        progress=progress,
+        force=force,
+    )
 
 
 def store_binary(name: str) -> Path:
