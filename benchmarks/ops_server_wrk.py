@@ -75,7 +75,7 @@ def serve(database: str) -> None:
             time.sleep(0.001)
 
     threading.Thread(target=work, name="app-worker", daemon=True).start()
-    sys.stderr.write(json.dumps({"url": runtime.extras["ops_server"].url}) + "\n")
+    sys.stderr.write(json.dumps({"url": runtime.ops_server.url}) + "\n")
     sys.stderr.flush()
     threading.Event().wait()
 

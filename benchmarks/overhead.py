@@ -30,10 +30,10 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk._logs.export import LogRecordExportResult as LogExportResult
 
 import otel_tdd
-from otel_tdd import _runtime, sdk
+from otel_tdd import _runtime, lifecycle
 from otel_tdd.metrics import catalog
+from otel_tdd.performance import performance_tracked
 from otel_tdd.structured_logging import StructuredLogger
-from otel_tdd.tracking import performance_tracked
 
 Call = Callable[[], object]
 
@@ -88,8 +88,10 @@ def time_per_call(fn: Call, number: int) -> float:
 
 
 def configure(**overrides: Any) -> None:
-    sdk.shutdown()
-    hooks = sdk.TestHooks(stream=null_stream(), log_processors=overrides.pop("log_processors", ()))
+    lifecycle.shutdown()
+    hooks = lifecycle.TestHooks(
+        stream=null_stream(), log_processors=overrides.pop("log_processors", ())
+    )
     otel_tdd.configure(_hooks=hooks, service_name="bench", **overrides)
 
 
@@ -320,7 +322,7 @@ def run(rounds: int, number: int, only: str | None) -> list[Case]:
             case.ref_us.append(ref_us)
             case.ratios.append(ours_us / ref_us)
         print(f"round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
-    sdk.shutdown()
+    lifecycle.shutdown()
     return cases
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 
+from otel_tdd import _runtime
 from otel_tdd.version import __version__
 
 # Not `from typing import TYPE_CHECKING`: importing typing would cost otel-tdd's command
@@ -33,10 +34,12 @@ if TYPE_CHECKING:
         inject_headers,
         wrap_with_context,
     )
+    from otel_tdd.lifecycle import configure, force_flush, is_configured, shutdown
+    from otel_tdd.log_handler import JsonLogHandler
     from otel_tdd.metrics import catalog
-    from otel_tdd.sdk import configure, force_flush, is_configured, render_prometheus, shutdown
-    from otel_tdd.structured_logging import JsonLogHandler, StructuredLogger
-    from otel_tdd.tracking import performance_context, performance_tracked
+    from otel_tdd.ops_server import render_prometheus
+    from otel_tdd.performance import performance_context, performance_tracked
+    from otel_tdd.structured_logging import StructuredLogger
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
@@ -51,16 +54,33 @@ _EXPORTS: dict[str, str] = {
     "inject_headers": "otel_tdd.correlation",
     "wrap_with_context": "otel_tdd.correlation",
     "catalog": "otel_tdd.metrics",
-    "configure": "otel_tdd.sdk",
-    "force_flush": "otel_tdd.sdk",
-    "is_configured": "otel_tdd.sdk",
-    "render_prometheus": "otel_tdd.sdk",
-    "shutdown": "otel_tdd.sdk",
-    "JsonLogHandler": "otel_tdd.structured_logging",
+    "configure": "otel_tdd.lifecycle",
+    "force_flush": "otel_tdd.lifecycle",
+    "is_configured": "otel_tdd.lifecycle",
+    "render_prometheus": "otel_tdd.ops_server",
+    "shutdown": "otel_tdd.lifecycle",
+    "JsonLogHandler": "otel_tdd.log_handler",
     "StructuredLogger": "otel_tdd.structured_logging",
-    "performance_context": "otel_tdd.tracking",
-    "performance_tracked": "otel_tdd.tracking",
+    "performance_context": "otel_tdd.performance",
+    "performance_tracked": "otel_tdd.performance",
 }
+
+
+# The builder sits above the state it builds, so it is registered here, the package's
+# top: imported by name on first use, like the names above (the CLI never pays for it).
+def _autoconfigure() -> object:
+    return importlib.import_module("otel_tdd.lifecycle").configure()
+
+
+def _framework_logs(enabled: bool) -> None:
+    forwarding = importlib.import_module("otel_tdd.auto.framework_logs")
+    forwarding.set_enabled(enabled)
+    if enabled:
+        forwarding.install()
+
+
+_runtime.register_autoconfigure(_autoconfigure)
+_runtime.register_framework_logs(_framework_logs)
 
 
 def __getattr__(name: str) -> Any:

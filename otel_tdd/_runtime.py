@@ -1,18 +1,16 @@
-"""What ``configure()`` built, in one swappable object.
+"""What ``configure()`` built, in one swappable object (state only: nothing here builds it).
 
-Hot paths read ``RUNTIME`` (a module attribute) instead of holding providers of
-their own, so a re-configuration (tests, after fork, notebooks) reaches every
-logger and decorator created before it. Using otel-tdd without calling
-``configure()`` configures it with defaults on first use.
+Hot paths read ``RUNTIME`` instead of holding providers of their own, so a
+re-configuration (tests, after fork, notebooks) reaches every logger and
+decorator created before it. First use configures defaults through the hook
+that ``otel_tdd/__init__`` registers (the builder sits above this module).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from otel_tdd.config import Settings
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
@@ -21,10 +19,22 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
 
+    from otel_tdd.alerting import AlertmanagerClient
+    from otel_tdd.config import Settings
     from otel_tdd.log_pipeline import LogPipeline
+    from otel_tdd.ops_server import OpsServer
     from otel_tdd.redaction import Redactor
 
-__all__ = ["RUNTIME", "Runtime", "current", "generation", "settings"]
+__all__ = [
+    "RUNTIME",
+    "Runtime",
+    "current",
+    "generation",
+    "register_autoconfigure",
+    "register_framework_logs",
+    "set_framework_logs",
+    "settings",
+]
 
 
 @dataclass
@@ -44,7 +54,10 @@ class Runtime:
     # Queues that shutdown() drains before the providers flush, each given the seconds it
     # may take; each returns False when it had to drop something (alerts still queued).
     drains: list[Callable[[float], bool]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The ops server configure() started (OTEL_TDD_OPS_PORT), if any.
+    ops_server: OpsServer | None = None
+    # The Alertmanager sender, started by the first alert() when a URL is configured.
+    alertmanager: AlertmanagerClient | None = None
     # True after shutdown(): records still print, nothing is exported, and first use does
     # not configure again (a log line in a late `finally` must not revive exporters).
     closed: bool = False
@@ -52,15 +65,34 @@ class Runtime:
 
 RUNTIME: Runtime | None = None
 _generation = 0
+_autoconfigure: Callable[[], object] | None = None
+_framework_logs: Callable[[bool], None] | None = None
+
+
+def register_autoconfigure(configure: Callable[[], object]) -> None:
+    """What :func:`current` calls to configure defaults on first use."""
+    global _autoconfigure
+    _autoconfigure = configure
+
+
+def register_framework_logs(switch: Callable[[bool], None]) -> None:
+    """How configure() turns forwarding of web servers' own loggers on or off."""
+    global _framework_logs
+    _framework_logs = switch
+
+
+def set_framework_logs(enabled: bool) -> None:
+    if _framework_logs is not None:
+        _framework_logs(enabled)
 
 
 def current() -> Runtime:
     """The active runtime, configuring with defaults on first use (not after shutdown())."""
     runtime = RUNTIME
     if runtime is None:
-        from otel_tdd.sdk import configure
-
-        configure()
+        if _autoconfigure is None:
+            raise RuntimeError("otel_tdd is not configured: call otel_tdd.configure() first")
+        _autoconfigure()
         runtime = RUNTIME
         assert runtime is not None
     return runtime

@@ -1,14 +1,9 @@
 """``alert()``: alerts from code, into the same Alertmanager routing tree as the Prometheus rules.
 
-Alerts are posted to Alertmanager's API v2 (``POST /api/v2/alerts``) by one
-background thread from a bounded queue, so ``alert()`` never blocks on the
-network: when Alertmanager is down the call returns at once, the failure is
-counted in ``tdd_alerts_failed_total`` and logged once per outage. Repeats of the
-same alert within ``dedup_window_s`` are not re-posted (Alertmanager would group
-them anyway; this keeps a hot loop from flooding it).
-
-Without ``OTEL_TDD_ALERTMANAGER_URL`` an alert is still a log record, a span
-event and a metric: nothing is lost, it just is not routed.
+One background thread posts to Alertmanager's API v2 from a bounded queue, so
+``alert()`` never blocks on the network; failures are counted and logged once per
+outage. Without ``OTEL_TDD_ALERTMANAGER_URL`` an alert is still a record, a span
+event and a metric (docs/alerting.md).
 """
 
 from __future__ import annotations
@@ -24,17 +19,16 @@ import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
 
 from otel_tdd import _runtime
 from otel_tdd.config import without_password
+from otel_tdd.emit import Emitter
 from otel_tdd.log_pipeline import json_safe
-
-if TYPE_CHECKING:
-    from otel_tdd.structured_logging import StructuredLogger
+from otel_tdd.metrics import catalog
 
 __all__ = [
     "REASONS",
@@ -47,6 +41,7 @@ __all__ = [
 
 SEVERITIES = ("info", "warning", "critical")
 _internal = logging.getLogger("otel_tdd.alerting")
+_default_logger = Emitter("otel_tdd.alerting")
 
 
 def _iso(moment: datetime) -> str:
@@ -131,8 +126,6 @@ class AlertmanagerClient:
 
     def submit(self, payload: dict[str, Any]) -> bool:
         """Queue one alert; False when it was a duplicate or could not be queued (counted)."""
-        from otel_tdd.metrics import catalog
-
         if self._closing:
             catalog.alerts_failed.add(1, {"reason": "shutdown"})
             return False
@@ -162,8 +155,6 @@ class AlertmanagerClient:
                 self._queue.task_done()
 
     def _deliver(self, payload: dict[str, Any]) -> None:
-        from otel_tdd.metrics import catalog
-
         try:
             if self._closing:
                 raise _DeliveryError("shutdown", "the process is shutting down")
@@ -265,8 +256,6 @@ class AlertmanagerClient:
         return f"no complete reply within {self.timeout_s:g}s"
 
     def _drop_queued(self) -> None:
-        from otel_tdd.metrics import catalog
-
         while True:
             try:
                 payload = self._queue.get_nowait()
@@ -317,19 +306,16 @@ def _client() -> AlertmanagerClient | None:
     url = runtime.settings.alertmanager_url
     if url is None:
         return None
-    client = runtime.extras.get("alertmanager")
+    client = runtime.alertmanager
     if client is None:
         if runtime.closed:
             # After shutdown() nothing restarts: the alert is a log record, counted as lost.
-            from otel_tdd.metrics import catalog
-
             catalog.alerts_failed.add(1, {"reason": "shutdown"})
             return None
         client = AlertmanagerClient(url)
-        runtime.extras["alertmanager"] = client
-        # shutdown() gives it a share of its own timeout (see sdk.shutdown).
+        runtime.alertmanager = client
+        # shutdown() gives it a share of its own timeout (see lifecycle.shutdown).
         runtime.drains.append(client.close)
-    assert isinstance(client, AlertmanagerClient)
     return client
 
 
@@ -444,7 +430,7 @@ def alert(
     severity: str | None = "warning",
     alert_channels: Sequence[str] | None = None,
     *,
-    logger: StructuredLogger | None = None,
+    logger: Emitter | None = None,
 ) -> bool:
     """Raise an alert. Returns True when it was queued for Alertmanager.
 
@@ -465,12 +451,10 @@ def alert(
     name = redactor.text(name)
     channels = [redactor.text(str(c)) for c in alert_channels or ()]
     safe = payload_data
-    from otel_tdd.structured_logging import StructuredLogger
-
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event("alert." + name, {"severity": chosen, "channels": channels})
-    log = logger or StructuredLogger("otel_tdd.alerting")
+    log = logger or _default_logger
     level = logging.CRITICAL if chosen == "critical" else logging.WARNING
     block = {"name": name, "severity": chosen, "channels": channels}
     log.log(level, f"alert: {name}", safe, alert=block)
@@ -487,7 +471,7 @@ def _service_name(runtime: _runtime.Runtime) -> str:
 
 
 def on_threshold_exceeded(
-    operation: str, performance: Mapping[str, Any], logger: StructuredLogger | None
+    operation: str, performance: Mapping[str, Any], logger: Emitter | None
 ) -> None:
     """The hook performance_context uses: an alert when Alertmanager is configured."""
     if _runtime.current().settings.alertmanager_url is None:

@@ -62,7 +62,7 @@ def show_config(argv: Sequence[str]) -> int:
     """``otel-tdd config``: validate the environment and print what configure() would use."""
     from dataclasses import asdict
 
-    from otel_tdd.config import ConfigError, load_settings
+    from otel_tdd.config import ConfigError, load_settings  # deferred: only this command needs it
 
     if argv:
         print("usage: otel-tdd config", file=sys.stderr)

@@ -1,47 +1,8 @@
 """Count what the OTLP pipeline drops, in ``tdd_telemetry_dropped_total{signal}`` and for /health.
 
-DESIGN principle 3: the app never waits for the Collector, so when the Collector
-is away telemetry has to go somewhere, and what is lost must be counted. The
-SDK loses it in three places, and each is counted here without re-implementing
-any of the SDK's batching:
-
-* **A failed export.** The OTLP exporters retry a refused connection or a 429/5xx
-  with backoff for up to ``OTEL_EXPORTER_OTLP_TIMEOUT`` (10 s), then return
-  ``FAILURE`` and the batch is gone. :class:`CountingSpanExporter`,
-  :class:`CountingLogExporter` and :class:`CountingMetricExporter` sit between
-  the processor and the exporter, delegate everything, and count the items of a
-  batch whose export fails or raises (a metric batch counts its data points;
-  with the default cumulative temporality the next successful export carries the
-  totals again, so those drops cost resolution rather than totals).
-* **A full queue.** ``BatchSpanProcessor`` / ``BatchLogRecordProcessor`` keep at
-  most ``OTEL_BSP_MAX_QUEUE_SIZE`` / ``OTEL_BLRP_MAX_QUEUE_SIZE`` items (2048) in
-  a bounded deque; past that each new item pushes out the oldest one. The SDK
-  (1.45, ``opentelemetry.sdk._shared_internal.BatchProcessor``) has no public
-  hook for this: it reports drops to the ``drop_items`` method of its
-  ``ProcessorMetricsT`` (behind its opt-in ``otel.sdk.processor.*.processed``
-  metric), but from an unlocked length check, so the report is off both ways
-  under concurrency. :func:`count_queue_drops` swaps the processor's deque for
-  :class:`_CountingQueue`, which counts real evictions exactly, and wraps the
-  ``drop_items`` hook to count items offered after the processor's shutdown.
-  These are the private attributes we touch (``_batch_processor._queue`` and
-  ``._metrics``): if a later SDK moves them, nothing is swapped, a warning says
-  so, and ``tests/unit/test_export_accounting.py`` fails, rather than drops
-  silently going uncounted.
-* **A log record that fails inside our own pipeline** (a broken stream): counted
-  by ``sdk._ErrorReporter`` through :func:`record_dropped`.
-
-:func:`dropped_totals` holds the running totals since the process started, which
-the detailed health status (``GET /health``) shows as ``telemetry_dropped``.
-
-**A bounded final flush.** The SDK's ``BatchProcessor.force_flush`` ignores its
-timeout (opentelemetry-python#4568) and exports the whole queue, each batch
-retrying for up to the exporter's timeout: with the Collector down, a shutdown
-took 47 s (2048 queued spans and records, 512 a batch, ~7 s of retries each).
-:class:`ExportDeadline` makes ``otel_tdd.shutdown(timeout_millis)`` keep its
-word: when the time is up it shuts the inner exporters down, which is how the
-SDK's exporters abort a retry wait, and every later batch fails at once and is
-counted. (A request already on the wire to a host that never answers still
-runs to its own ``OTEL_EXPORTER_OTLP_TIMEOUT``; a refused connection does not.)
+Failed exports (the ``Counting*Exporter`` wrappers), queue overflow
+(:func:`count_queue_drops`), records our own pipeline fails, and a bounded final
+flush (:class:`ExportDeadline`). Why and how: docs/reliability.md, "Counting what is dropped".
 """
 
 from __future__ import annotations
@@ -50,7 +11,6 @@ import collections
 import contextlib
 import inspect
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -58,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otel_tdd import _otel_private
+from otel_tdd.metrics import catalog
 
 if TYPE_CHECKING:
     # The logs SDK stays unimported unless a log exporter is configured (start-up budget).
@@ -91,12 +54,8 @@ def record_dropped(signal: str, count: int) -> None:
         return
     with _lock:
         _totals[signal] = _totals.get(signal, 0) + count
-    try:
-        from otel_tdd.metrics import catalog
-
+    with contextlib.suppress(Exception):  # counting a loss must not become a second failure
         catalog.telemetry_dropped.add(count, {"signal": signal})
-    except Exception:  # counting a loss must not become a second failure
-        pass
 
 
 def dropped_totals() -> dict[str, int]:
@@ -136,6 +95,27 @@ class _Abandonable:
             self.abandoned = True
             _shutdown_inner(self._target, timeout_millis, kwargs)
 
+    def _counted(
+        self,
+        signal: str,
+        count: Callable[[], int],
+        export: Callable[[], Any],
+        success: Any,
+        failure: Any,
+    ) -> Any:
+        """Run ``export``; count ``count()`` items of ``signal`` lost unless it succeeds."""
+        if self.abandoned:
+            record_dropped(signal, count())
+            return failure
+        try:
+            result = export()
+        except Exception:
+            record_dropped(signal, count())
+            raise  # the batch processor logs it, as it would without us
+        if result is not success:
+            record_dropped(signal, count())
+        return result
+
 
 _live: weakref.WeakSet[_Abandonable] = weakref.WeakSet()
 
@@ -171,16 +151,13 @@ class CountingSpanExporter(_Abandonable, SpanExporter):
         self._register(inner)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self.abandoned:
-            record_dropped("traces", len(spans))
-            return SpanExportResult.FAILURE
-        try:
-            result = self.inner.export(spans)
-        except Exception:
-            record_dropped("traces", len(spans))
-            raise  # the batch processor logs it, as it would without us
-        if result is not SpanExportResult.SUCCESS:
-            record_dropped("traces", len(spans))
+        result: SpanExportResult = self._counted(
+            "traces",
+            lambda: len(spans),
+            lambda: self.inner.export(spans),
+            SpanExportResult.SUCCESS,
+            SpanExportResult.FAILURE,
+        )
         return result
 
     # timeout_millis in the signature: BatchProcessor.shutdown looks for it by name.
@@ -203,18 +180,16 @@ class CountingLogExporter(_Abandonable, _LogExporterBase):
         self._register(inner)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        # Imported here: the logs SDK is heavy and optional (only with a logs exporter).
         from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-        if self.abandoned:
-            record_dropped("logs", len(batch))
-            return LogRecordExportResult.FAILURE
-        try:
-            result = self.inner.export(batch)
-        except Exception:
-            record_dropped("logs", len(batch))
-            raise
-        if result is not LogRecordExportResult.SUCCESS:
-            record_dropped("logs", len(batch))
+        result: LogRecordExportResult = self._counted(
+            "logs",
+            lambda: len(batch),
+            lambda: self.inner.export(batch),
+            LogRecordExportResult.SUCCESS,
+            LogRecordExportResult.FAILURE,
+        )
         return result
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
@@ -241,26 +216,21 @@ class CountingMetricExporter(_Abandonable, MetricExporter):
     """
 
     def __init__(self, inner: MetricExporter) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
+        temporality, aggregation = _otel_private.exporter_preferences(inner)
+        super().__init__(preferred_temporality=temporality, preferred_aggregation=aggregation)
         self.inner = inner
         self._register(inner)
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        if self.abandoned:
-            record_dropped("metrics", _safe_count(metrics_data))
-            return MetricExportResult.FAILURE
-        try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception:
-            record_dropped("metrics", _safe_count(metrics_data))
-            raise
-        if result is not MetricExportResult.SUCCESS:
-            record_dropped("metrics", _safe_count(metrics_data))
+        result: MetricExportResult = self._counted(
+            "metrics",
+            lambda: _safe_count(metrics_data),
+            lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            MetricExportResult.SUCCESS,
+            MetricExportResult.FAILURE,
+        )
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -332,27 +302,16 @@ def count_queue_drops(processor: Any, signal: str) -> bool:
     """Count the items a BatchSpanProcessor / BatchLogRecordProcessor drops from its queue.
 
     True when installed; False (with a warning) when this SDK's processor does not
-    have the ``_batch_processor`` with ``_queue`` and ``_metrics`` of SDK 1.45.
+    have the queue and metrics hook of SDK 1.45 (see :mod:`otel_tdd._otel_private`).
     Call it right after building the processor, before anything is emitted.
     """
-    batch = getattr(processor, "_batch_processor", None)
-    hook = getattr(batch, "_metrics", None)
-    queue = getattr(batch, "_queue", None)
-    if (
-        batch is None
-        or not callable(getattr(hook, "drop_items", None))
-        or not isinstance(queue, collections.deque)
-        or queue.maxlen is None
-    ):
-        warnings.warn(
-            f"otel-tdd cannot count queue overflow of {type(processor).__name__} with this "
-            "opentelemetry-sdk version: tdd_telemetry_dropped_total counts failed exports only",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    found = _otel_private.batch_queue(processor)
+    if found is None:
         return False
+    queue, hook = found
     if not isinstance(queue, _CountingQueue):
-        batch._queue = _CountingQueue(queue, queue.maxlen, signal)
+        queue = _CountingQueue(queue, queue.maxlen, signal)
     if not isinstance(hook, _CountingProcessorMetrics):
-        batch._metrics = _CountingProcessorMetrics(hook, signal)
+        hook = _CountingProcessorMetrics(hook, signal)
+    _otel_private.replace_batch_queue(processor, queue, hook)
     return True

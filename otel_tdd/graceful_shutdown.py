@@ -358,7 +358,7 @@ class GracefulShutdown:
     def _run(self, reason: str, cleanups: list[_Cleanup]) -> ShutdownResult:
         from opentelemetry import trace
 
-        from otel_tdd import _runtime, sdk
+        from otel_tdd import _runtime, lifecycle
         from otel_tdd.structured_logging import StructuredLogger
 
         started = time.monotonic()
@@ -397,7 +397,7 @@ class GracefulShutdown:
         if self.flush_telemetry:
             # Last: every record above, and every cleanup's own, goes out with this flush.
             # False when anything was lost; sdk.shutdown() has said what, in one line.
-            flushed = sdk.shutdown(int(self.flush_timeout_s * 1000))
+            flushed = lifecycle.shutdown(int(self.flush_timeout_s * 1000))
         return ShutdownResult(reason, tuple(outcomes), flushed, time.monotonic() - started)
 
     def _run_cleanup(self, cleanup: _Cleanup, logger: Any, tracer: Any) -> CleanupOutcome:

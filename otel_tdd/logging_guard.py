@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context, trace
 
 if TYPE_CHECKING:
-    from otel_tdd.structured_logging import JsonLogHandler
+    from otel_tdd.log_handler import JsonLogHandler
 
 __all__ = [
     "CORRELATION_FIELDS",
@@ -321,7 +321,7 @@ def install(handler: JsonLogHandler, *, exporting: bool, debug: bool = False) ->
     """Keep ``handler`` on the root logger through the app's logging configuration;
     ``exporting``: OTLP logs are on (what the warning can promise); ``debug``: the root
     starts at DEBUG (our export's own records must be kept out)."""
-    from otel_tdd.auto.import_hooks import when_imported
+    from otel_tdd._import_hooks import when_imported
 
     resource = getattr(trace.get_tracer_provider(), "resource", None)
     with _state.lock:

@@ -1,34 +1,9 @@
 """The ops server: ``/health``, ``/health/live``, ``/health/ready`` and ``/metrics`` on a side port.
 
-Why the standard library and not a framework: the job is four read-only GET
-routes, the package must not pull a web framework into every app it instruments,
-and the app's own server (Streamlit's Tornado, a Flask app) should not have to be
-touched to get probes.
-
-Why not ``ThreadingHTTPServer`` as it is: it gives each *connection* a thread
-that reads the request, so a client that trickles its headers holds a thread
-for as long as it likes; 64 of them (one header line every 2 s) left no thread
-for the kubelet, and a healthy pod answered 503 to its probes. Here one
-selector thread accepts every connection and reads request heads without
-blocking (each head must arrive within ``HEAD_TIMEOUT_S``); only a complete
-request is handed to a handler thread (at most ``max_connections`` at once,
-beyond which a request gets 503 at once). A slow-sending or idle client costs a
-socket, not a thread. A client that reads its answer slowly does hold a handler
-thread: ``REQUEST_TIMEOUT_S`` bounds each send(), not the whole answer, so a reader
-that takes a little every few seconds keeps it longer. Past
-``MAX_OPEN_CONNECTIONS`` the oldest one without a pending request is closed to
-make room, so new probes always get in. The request itself
-is parsed and answered by the stdlib's ``BaseHTTPRequestHandler``.
-
-It never crashes the app: a malformed request gets the stdlib's 400, an error in
-a handler gets a 500 and a log record, a client that goes away is ignored, and
-every thread is a daemon. It binds 127.0.0.1 unless told otherwise
-(``OTEL_TDD_OPS_HOST=0.0.0.0`` in a container, so the kubelet can reach it).
-
-``/metrics`` is :func:`otel_tdd.sdk.render_prometheus`: the SDK's Prometheus
-reader over the same MeterProvider as everything else, no second registry.
-Probe requests make no spans and no log records: a kubelet probing every few
-seconds would otherwise be most of an app's telemetry.
+Standard library only: one selector thread reads request heads without blocking,
+whole requests go to a bounded set of handler threads, so slow clients cost a
+socket, not a thread. Probes make no spans and no records. Why and how:
+docs/health.md, "The ops server".
 """
 
 from __future__ import annotations
@@ -37,6 +12,7 @@ import collections
 import contextlib
 import errno
 import io
+import logging
 import os
 import selectors
 import socket
@@ -46,9 +22,21 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from prometheus_client import REGISTRY, generate_latest
+
+from otel_tdd import _runtime
+from otel_tdd._util import ReportOnce
 from otel_tdd.health_check import HealthMonitor, HealthResponse, default_monitor
 
-__all__ = ["METRICS_CONTENT_TYPE", "OpsServer", "OpsServerError", "start_ops_server"]
+__all__ = [
+    "METRICS_CONTENT_TYPE",
+    "OpsServer",
+    "OpsServerError",
+    "render_prometheus",
+    "start_ops_server",
+]
+
+_log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json"
@@ -103,7 +91,7 @@ class _Server:
         self.server_address = self.listener.getsockname()
         self.monitor = monitor
         self.slots = threading.BoundedSemaphore(limit)
-        self.errors_logged: set[str] = set()
+        self.errors_logged = ReportOnce()
         self.pid = os.getpid()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.listener, selectors.EVENT_READ, None)
@@ -308,17 +296,16 @@ def _send_and_close(sock: socket.socket, payload: bytes) -> None:
 
 def _log_once(server: _Server, message: str, error: BaseException | None) -> None:
     kind = type(error).__name__
-    if kind in server.errors_logged:
+    if not server.errors_logged.first(kind):
         return
-    server.errors_logged.add(kind)
-    try:
-        from otel_tdd.structured_logging import StructuredLogger
+    with contextlib.suppress(Exception):  # a log handler's failure must not end the request
+        _log.error(message, extra={"error_type": kind, "error": str(error)})
 
-        StructuredLogger("otel_tdd.ops_server").error(
-            message, {"error_type": kind, "error": str(error)}
-        )
-    except Exception:
-        pass
+
+def render_prometheus() -> bytes:
+    """Every metric the app records, in Prometheus text format (what /metrics serves)."""
+    _runtime.current()
+    return bytes(generate_latest(REGISTRY))
 
 
 _PROBES = {
@@ -390,8 +377,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str) -> tuple[int, str, bytes]:
         if path == "/metrics":
-            from otel_tdd.sdk import render_prometheus
-
             # Refresh the health gauges (cached, so at most one run per TTL) so a
             # Prometheus scrape sees current tdd_health_check_status without a probe.
             self._monitor().refresh()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
 
 from otel_tdd import _runtime
-
-if TYPE_CHECKING:
-    from otel_tdd.structured_logging import StructuredLogger
+from otel_tdd.emit import Emitter
+from otel_tdd.metrics import catalog
 
 __all__ = ["record_security_event"]
 
@@ -26,10 +25,8 @@ _INT64 = range(-(2**63), 2**63)  # what OTLP carries: a bigger int fails the exp
 
 
 def record_security_event(
-    logger: StructuredLogger, event_type: str, data: Mapping[str, Any] | None = None
+    logger: Emitter, event_type: str, data: Mapping[str, Any] | None = None
 ) -> None:
-    from otel_tdd.metrics import catalog
-
     if not event_type or not isinstance(event_type, str):
         raise ValueError(f"event_type={event_type!r} is invalid: expected a non-empty string")
     runtime = _runtime.current()

@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otel_tdd import sdk
+from otel_tdd import _runtime, lifecycle
 
 __all__ = [
     "Capture",
@@ -43,9 +43,7 @@ __all__ = [
 
 def reset() -> None:
     """Shut down and forget: the process is as if otel-tdd had never been configured."""
-    from otel_tdd import _runtime
-
-    sdk.shutdown()
+    lifecycle.shutdown()
     _runtime.install(None)
 
 
@@ -147,7 +145,7 @@ class capture_telemetry:  # noqa: N801 - used like a function, as contextlib's h
         self.overrides = {"service_name": "otel-tdd-test", "log_level": "DEBUG", **overrides}
 
     def __enter__(self) -> Capture:
-        sdk.shutdown()
+        lifecycle.shutdown()
         capture = Capture(
             span_exporter=InMemorySpanExporter(),
             log_exporter=InMemoryLogRecordExporter(),  # type: ignore[no-untyped-call]
@@ -155,14 +153,14 @@ class capture_telemetry:  # noqa: N801 - used like a function, as contextlib's h
             stream=_Stream(),
             settings=self.overrides,
         )
-        hooks = sdk.TestHooks(
+        hooks = lifecycle.TestHooks(
             span_processors=[SimpleSpanProcessor(capture.span_exporter)],
             log_processors=[SimpleLogRecordProcessor(capture.log_exporter)],
             metric_readers=[capture.metric_reader],
             stream=capture.stream,
         )
-        sdk.configure(_hooks=hooks, **self.overrides)
+        lifecycle.configure(_hooks=hooks, **self.overrides)
         return capture
 
     def __exit__(self, *_exc: object) -> None:
-        sdk.shutdown()
+        lifecycle.shutdown()

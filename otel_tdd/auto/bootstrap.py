@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from otel_tdd._import_hooks import when_imported
+
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
@@ -91,9 +93,10 @@ def start(*, instrument: bool = True) -> None:
         return
     atexit.register(_flush_at_exit)
     _handle_sigterm()
-    # The at-fork handling (ops server, alert sender) is configure()'s own: see sdk.
+    # The at-fork handling (ops server, alert sender) is configure()'s own: see lifecycle.
     _install_glue_for_exceptions()
     # A Celery worker would drop our root handler and exit its pool processes unflushed.
+    # Deferred, as every otel_tdd import here: the `otel-tdd run` parent imports this module.
     from otel_tdd.integrations import celery
 
     celery.install(keep_logging=runtime.settings.capture_logging)
@@ -107,8 +110,8 @@ def start(*, instrument: bool = True) -> None:
 
 
 def _configure() -> Runtime | None:
-    from otel_tdd.config import ConfigError
-    from otel_tdd.sdk import configure
+    from otel_tdd.config import ConfigError  # deferred with the SDK below
+    from otel_tdd.lifecycle import configure  # deferred: the OTel SDK is most of start-up
 
     try:
         try:
@@ -136,7 +139,7 @@ def _configure() -> Runtime | None:
 
 
 def _flush_at_exit() -> None:
-    from otel_tdd.sdk import shutdown
+    from otel_tdd.lifecycle import shutdown  # deferred: the OTel SDK is most of start-up
 
     shutdown()
 
@@ -266,8 +269,6 @@ def activate_on_import(entry_point: EntryPoint, **kwargs: Any) -> None:
     if module is None:
         _activate(entry_point, kwargs)
         return
-    from otel_tdd.auto.import_hooks import when_imported
-
     hook: Callable[[Any], None] = functools.partial(_on_import, entry_point, kwargs)
     STATUS[entry_point.name] = ("waiting", f"activates on import of {module}")
     if entry_point.name in AFTER_CALL:
@@ -371,7 +372,7 @@ def _activate_now(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
 def _install_glue_for_exceptions() -> None:
     """A server's record of an exception logged after its span ended gets that span's trace."""
     try:
-        from otel_tdd.integrations import exceptions
+        from otel_tdd.integrations import exceptions  # deferred: a framework's glue, on use
 
         exceptions.install()
     except Exception as error:

@@ -18,15 +18,14 @@ from opentelemetry.instrumentation.distro import (  # type: ignore[attr-defined]
     BaseDistro,
 )
 
+from otel_tdd import _runtime
 from otel_tdd.auto import bootstrap
+from otel_tdd.config import ConfigError, load_settings
 
 __all__ = ["OtelTddDistro"]
 
 
 def _capture_logging() -> bool:
-    from otel_tdd import _runtime
-    from otel_tdd.config import ConfigError, load_settings
-
     runtime = _runtime.RUNTIME
     if runtime is not None:
         return runtime.settings.capture_logging

@@ -81,7 +81,7 @@ def to_json() -> bool:
 
 def _json_handlers() -> list[logging.Handler]:
     """The root's JSON handlers now (configure() replaces them; shutdown() removes them)."""
-    module = sys.modules.get("otel_tdd.structured_logging")
+    module = sys.modules.get("otel_tdd.log_handler")
     handler_type = getattr(module, "JsonLogHandler", None)
     if handler_type is None:
         return []
@@ -233,7 +233,7 @@ def _patch_streamlit(module: ModuleType) -> None:
 def install() -> None:
     """Arrange for each server's console handlers to be handed over after its setup; once."""
     global _installed
-    from otel_tdd.auto.import_hooks import when_imported
+    from otel_tdd._import_hooks import when_imported
 
     with _install_lock:
         if _installed:

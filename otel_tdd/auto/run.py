@@ -180,7 +180,7 @@ def _prepend_path(env: MutableMapping[str, str], name: str, directory: str) -> N
 def _help() -> str:
     import textwrap
 
-    from otel_tdd.config import KNOBS
+    from otel_tdd.config import KNOBS  # deferred: only --help needs the knob table
 
     lines = [
         USAGE,
@@ -277,6 +277,7 @@ def cli(argv: list[str]) -> int:
 
 def _list_instrumentations(env: Mapping[str, str]) -> int:
     """Print what the command's bootstrap would do with each instrumentor, under ``env``."""
+    # Deferred: the `otel-tdd run` parent only execs the command unless --list is given.
     from otel_tdd.auto import bootstrap
     from otel_tdd.auto.inventory import inventory, render
     from otel_tdd.config import ConfigError, load_settings

@@ -15,6 +15,7 @@ from typing import Any
 
 import wrapt
 
+from otel_tdd._import_hooks import when_imported
 from otel_tdd.integrations.exceptions import in_recording_span
 
 __all__ = ["install"]
@@ -23,7 +24,7 @@ PROTOCOL = "aiohttp.web_protocol"
 
 
 def install() -> None:
-    wrapt.register_post_import_hook(_patch, PROTOCOL)
+    when_imported(PROTOCOL, _patch)
 
 
 def _patch(module: Any) -> None:

@@ -27,6 +27,9 @@ import logging
 from types import ModuleType
 from typing import Any
 
+from otel_tdd import lifecycle, logging_guard
+from otel_tdd._import_hooks import when_imported
+
 __all__ = ["install"]
 
 _installed = False
@@ -39,8 +42,6 @@ def install(*, keep_logging: bool) -> None:
     if _installed:
         return
     _installed = True
-    from otel_tdd.auto.import_hooks import when_imported
-
     when_imported("celery.app.log", functools.partial(_connect, keep_logging))
 
 
@@ -78,8 +79,6 @@ def _setup_logging(
         if format:
             file_handler.setFormatter(logging.Formatter(format))
         root.addHandler(file_handler)
-        from otel_tdd import logging_guard
-
         logging_guard.after_config("celery --logfile")
     # Celery sends these after its own setup only; apps hook them to add handlers.
     options = {"loglevel": loglevel, "logfile": logfile, "format": format, "colorize": colorize}
@@ -89,6 +88,4 @@ def _setup_logging(
 
 
 def _flush_pool_process(**_: Any) -> None:
-    from otel_tdd.sdk import shutdown
-
-    shutdown()
+    lifecycle.shutdown()

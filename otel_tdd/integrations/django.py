@@ -21,6 +21,8 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 
+from otel_tdd._import_hooks import when_imported
+
 __all__ = ["install"]
 
 MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware"
@@ -30,9 +32,9 @@ _SPAN_CONTEXT = "_otel_tdd_span_context"
 
 def install() -> None:
     """Arrange the two hooks when their modules are imported (now, if they are)."""
-    wrapt.register_post_import_hook(_patch_middleware, MIDDLEWARE)
+    when_imported(MIDDLEWARE, _patch_middleware)
     for module in HANDLERS:
-        wrapt.register_post_import_hook(_patch_log_response, module)
+        when_imported(module, _patch_log_response)
 
 
 def _patch_middleware(module: Any) -> None:

@@ -55,7 +55,12 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 
+from otel_tdd._import_hooks import when_imported
+from otel_tdd._util import ReportOnce
+from otel_tdd.auto import framework_logs
 from otel_tdd.correlation import SESSION_ID
+from otel_tdd.health_check import default_monitor
+from otel_tdd.metrics import catalog
 from otel_tdd.version import __version__
 
 __all__ = ["HEALTH_CHECK_NAME", "StreamlitInstrumentor"]
@@ -69,7 +74,7 @@ WIDGETS_FUNCTION = "SessionState.on_script_will_rerun"
 HEALTH_CHECK_NAME = "streamlit_server"
 
 _log = logging.getLogger("otel_tdd.integrations.streamlit")
-_reported: set[str] = set()
+_reported = ReportOnce()
 # Where Streamlit logs a script's uncaught exception (error_util._log_uncaught_app_exception),
 # or prints it with rich (_print_rich_exception, when rich is importable: the default).
 STREAMLIT_ERROR_LOGGER = "streamlit.error_util"
@@ -95,8 +100,7 @@ _DROP_DUPLICATE = _DropStreamlitDuplicate()
 
 def _report_once(what: str, error: BaseException) -> None:
     """Our own failures: logged once per kind, never raised into Streamlit."""
-    if what not in _reported:
-        _reported.add(what)
+    if _reported.first(what):
         _log.warning("Streamlit instrumentation: %s failed: %r", what, error)
 
 
@@ -112,10 +116,10 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         StreamlitInstrumentor._tracer_provider = kwargs.get("tracer_provider")
         # Patch when Streamlit imports these modules itself (now, if it already has):
         # importing Streamlit's internals early from here could change its import order.
-        wrapt.register_post_import_hook(_patch_script_runner, SCRIPT_RUNNER)
-        wrapt.register_post_import_hook(_patch_session_state, SESSION_STATE)
-        wrapt.register_post_import_hook(_patch_starlette_server, STARLETTE_SERVER)
-        wrapt.register_post_import_hook(_patch_rich_print, STREAMLIT_ERROR_LOGGER)
+        when_imported(SCRIPT_RUNNER, _patch_script_runner)
+        when_imported(SESSION_STATE, _patch_session_state)
+        when_imported(STARLETTE_SERVER, _patch_starlette_server)
+        when_imported(STREAMLIT_ERROR_LOGGER, _patch_rich_print)
         logging.getLogger(STREAMLIT_ERROR_LOGGER).addFilter(_DROP_DUPLICATE)
         _register_health_check()
 
@@ -130,8 +134,6 @@ class StreamlitInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # untyped 
         if SESSION_STATE in sys.modules:
             unwrap(sys.modules[SESSION_STATE].SessionState, "on_script_will_rerun")
         try:
-            from otel_tdd.health_check import default_monitor
-
             monitor = default_monitor()
             if HEALTH_CHECK_NAME in monitor.check_names():
                 monitor.unregister_check(HEALTH_CHECK_NAME)
@@ -151,8 +153,6 @@ def _json_instead_of_rich(wrapped: Any, _instance: Any, args: Any, kwargs: Any) 
     record with the traceback) instead of a rich panel printed beside the JSON lines."""
     errors = getattr(_in_rerun, "errors", None)
     exception = args[0] if args else kwargs.get("e")
-    from otel_tdd.auto import framework_logs
-
     if errors is None or not isinstance(exception, BaseException) or not framework_logs.to_json():
         return wrapped(*args, **kwargs)
     errors.append(exception)
@@ -243,8 +243,6 @@ class _Rerun:
         self.span_token = context.attach(trace.set_span_in_context(self.span))
 
     def finish(self, outcome: Any, error: BaseException | None) -> None:
-        from otel_tdd.metrics import catalog
-
         try:
             status = "error"
             uncaught: BaseException | None = error
@@ -371,8 +369,6 @@ def _server_check() -> dict[str, Any]:
 
 def _register_health_check() -> None:
     try:
-        from otel_tdd.health_check import default_monitor
-
         monitor = default_monitor()
         if HEALTH_CHECK_NAME in monitor.check_names():
             monitor.unregister_check(HEALTH_CHECK_NAME)

@@ -32,7 +32,7 @@ def say(event: str, **fields: object) -> None:
 
 def main() -> None:
     runtime = otel_tdd.configure(sys.argv[1], ops_port=0, log_stream="none")
-    ops_url = runtime.extras["ops_server"].url
+    ops_url = runtime.ops_server.url
     tracer = runtime.tracer
     logger = StructuredLogger("shutdown_child")
     shutdown = GracefulShutdown(cleanup_timeout_s=5)

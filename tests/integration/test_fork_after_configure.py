@@ -28,7 +28,7 @@ PRELUDE = """
 import json, os, signal, sys, time, urllib.request
 import otel_tdd
 otel_tdd.configure("forker", ops_port=0, log_stream="none")
-server = otel_tdd._runtime.current().extras["ops_server"]
+server = otel_tdd._runtime.current().ops_server
 """
 
 PLAIN_SHUTDOWN = """

@@ -142,7 +142,7 @@ from otel_tdd.metrics import catalog
 with trace.get_tracer("options-app").start_as_current_span("work") as span:
     logging.getLogger("options-app").info("did the work")
     catalog.epics_created.add(1, {"project_type": "web"})
-ops = _runtime.RUNTIME.extras["ops_server"]
+ops = _runtime.RUNTIME.ops_server
 with urllib.request.urlopen(ops.url + "/health/live", timeout=5) as answer:
     live = answer.status
 print(json.dumps({"options": True, "sampled": span.get_span_context().trace_flags.sampled,

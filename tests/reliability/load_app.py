@@ -50,11 +50,11 @@ from typing import Any
 from opentelemetry import trace
 
 import otel_tdd
-from otel_tdd import sdk
+from otel_tdd import lifecycle
 from otel_tdd.export_accounting import dropped_totals
 from otel_tdd.graceful_shutdown import GracefulShutdown
+from otel_tdd.performance import performance_tracked
 from otel_tdd.structured_logging import StructuredLogger
-from otel_tdd.tracking import performance_tracked
 
 logger = StructuredLogger("reliability")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -243,7 +243,7 @@ def steady(args: argparse.Namespace) -> None:
         if not running.is_set():
             if pause_requested.is_set():
                 pause_requested.clear()
-                flushed = sdk.force_flush()
+                flushed = lifecycle.force_flush()
                 say("paused", emitted=seq, flushed=flushed, dropped=dropped_totals())
             running.wait()
             next_at = time.monotonic()
@@ -337,7 +337,7 @@ def main() -> None:
         args.service, endpoint=args.endpoint, ops_port=0, log_stream="none"
     )
     if args.mode == "burst":
-        burst(args, runtime.extras["ops_server"].url)
+        burst(args, runtime.ops_server.url)
     elif args.mode == "steady":
         steady(args)
     else:

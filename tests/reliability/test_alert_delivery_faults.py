@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from otel_tdd import _runtime, alert, sdk
+from otel_tdd import _runtime, alert, lifecycle
 from otel_tdd.alerting import AlertmanagerClient
 from otel_tdd.graceful_shutdown import GracefulShutdown
 from otel_tdd.testing import Capture, capture_telemetry
@@ -275,10 +275,10 @@ def test_after_shutdown_an_alert_is_counted_not_sent_and_nothing_restarts(
     fault_server_ok: str,
 ) -> None:
     with capture_telemetry(alertmanager_url=fault_server_ok):
-        sdk.shutdown()
+        lifecycle.shutdown()
         # Before, a new client (and sender thread) was started that nothing would close.
         assert alert("late", {}) is False
-        assert "alertmanager" not in _runtime.current().extras
+        assert _runtime.current().alertmanager is None
 
 
 @pytest.fixture
@@ -308,7 +308,7 @@ def test_the_real_alertmanager_stores_alerts_with_hostile_data_keys(stack: Stack
         started = time.perf_counter()
         assert alert("HostileKeys", data, severity="warning") is True
         assert time.perf_counter() - started < RETURNS_AT_ONCE_S
-        client = _runtime.current().extras["alertmanager"]
+        client = _runtime.current().alertmanager
         assert client.flush(10)
         assert capture.metric_value("tdd_alerts_sent_total") == 1
         assert not capture.metric_value("tdd_alerts_failed_total", {"reason": "rejected"})

@@ -70,7 +70,7 @@ def capture() -> Any:
 def alerts(capture: Capture) -> CapturingClient:
     client = CapturingClient()
     runtime = _runtime.current()
-    runtime.extras["alertmanager"] = client  # where alert() looks its client up
+    runtime.alertmanager = client  # where alert() looks its client up
     runtime.closers.append(client.close)
     return client
 

@@ -86,7 +86,7 @@ def alerting(fake_am: FakeAlertmanager) -> Iterator[Capture]:
 
 def flush() -> None:
     """Wait until the background sender has posted (or failed) everything queued."""
-    client = _runtime.current().extras.get("alertmanager")
+    client = _runtime.current().alertmanager
     assert isinstance(client, AlertmanagerClient), "no Alertmanager client was created"
     assert client.flush(10), "the alert queue did not drain in 10 s"
 
@@ -411,7 +411,7 @@ def test_without_an_alertmanager_url_an_alert_is_still_a_log_record_and_a_span_e
     (event,) = span.events
     assert event.name == "alert.payment_declined"
     assert dict(event.attributes or {}) == {"severity": "info", "channels": ()}
-    assert "alertmanager" not in _runtime.current().extras
+    assert _runtime.current().alertmanager is None
 
 
 # --- performance_context(..., alert_threshold_ms=...) --------------------------------------------
@@ -516,10 +516,10 @@ def test_a_password_with_punctuation_is_refused_and_never_printed(url: str) -> N
 def test_a_sender_hit_by_an_unexpected_error_goes_on(
     alerting: Capture, fake_am: FakeAlertmanager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = _runtime.current().extras.get("alertmanager")
+    client = _runtime.current().alertmanager
     alert("first")
     flush()
-    client = _runtime.current().extras["alertmanager"]
+    client = _runtime.current().alertmanager
     real_post = client._post
     calls = []
 

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import otel_tdd
-from otel_tdd import export_accounting, sdk
+from otel_tdd import export_accounting, lifecycle, ops_server
 from otel_tdd.export_accounting import (
     CountingLogExporter,
     CountingMetricExporter,
@@ -221,7 +221,7 @@ def test_configure_wraps_every_otlp_exporter_and_counts_queue_drops(
         isinstance(r._exporter, CountingMetricExporter) for r in readers if hasattr(r, "_exporter")
     )
     before = dropped_totals()
-    sdk.shutdown(timeout_millis=100)
+    lifecycle.shutdown(timeout_millis=100)
     assert delta(before)["metrics"] > 0  # the final export failed and was counted
 
 
@@ -234,7 +234,7 @@ def test_drops_show_in_the_metric_and_in_the_detailed_health_status() -> None:
 
     body = monitor.get_detailed_status().body
     assert body["telemetry_dropped"]["traces"] == before["traces"] + 7
-    text = sdk.render_prometheus().decode()
+    text = ops_server.render_prometheus().decode()
     assert re.search(r'tdd_telemetry_dropped_total\{[^}]*signal="traces"[^}]*\} 7\.0', text)
     assert re.search(r'tdd_telemetry_dropped_total\{[^}]*signal="logs"[^}]*\} 0\.0', text)
 
@@ -327,7 +327,7 @@ def test_shutdown_with_the_collector_down_keeps_to_its_timeout_and_counts_what_i
     before = dropped_totals()
     started = time.monotonic()
 
-    assert sdk.shutdown(timeout_millis=1_000) is False
+    assert lifecycle.shutdown(timeout_millis=1_000) is False
 
     assert time.monotonic() - started < 5
     assert delta(before)["traces"] == 1_500
@@ -367,7 +367,7 @@ def test_shutdown_says_telemetry_was_lost_even_when_the_final_flush_succeeds(
         before = dropped_totals()
         for i in range(50):  # far more than the worker can take out of a queue of 4
             runtime.tracer.start_span(f"s{i}").end()
-        assert sdk.shutdown(timeout_millis=5_000) is False
+        assert lifecycle.shutdown(timeout_millis=5_000) is False
         lost = delta(before)["traces"]
         assert lost > 0
         err = capsys.readouterr().err

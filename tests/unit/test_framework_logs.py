@@ -14,7 +14,7 @@ import pytest
 from opentelemetry import trace
 
 import otel_tdd
-from otel_tdd import logging_guard, sdk
+from otel_tdd import lifecycle, logging_guard
 from otel_tdd.auto import framework_logs
 from otel_tdd.structured_logging import JsonLogHandler
 from otel_tdd.testing import Capture, capture_telemetry, reset
@@ -66,7 +66,7 @@ def test_uvicorn_startup_and_access_lines_become_json_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     stream = io.BytesIO()
-    otel_tdd.configure(service_name="svc", _hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(service_name="svc", _hooks=lifecycle.TestHooks(stream=stream))
     _uvicorn_config()
     for name in ("uvicorn", "uvicorn.access"):
         logger = logging.getLogger(name)
@@ -85,7 +85,7 @@ def test_uvicorn_startup_and_access_lines_become_json_once(
 
 def test_uvicorn_no_access_log_stays_off() -> None:
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     _uvicorn_config(access_log=False)
     _uvicorn_lines()
     assert [r["logger"] for r in _records(stream)] == ["uvicorn.error"]
@@ -96,7 +96,7 @@ def test_otel_tdd_log_level_is_the_minimum_for_server_lines_too(
 ) -> None:
     monkeypatch.setenv("OTEL_TDD_LOG_LEVEL", "WARNING")
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     _uvicorn_config()
     _uvicorn_lines()
     logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
@@ -105,7 +105,7 @@ def test_otel_tdd_log_level_is_the_minimum_for_server_lines_too(
 
 def test_gunicorn_error_log_becomes_json_and_its_level_stays() -> None:
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
@@ -128,11 +128,11 @@ def test_gunicorn_error_log_becomes_json_and_its_level_stays() -> None:
 def test_turned_off_server_lines_go_to_the_servers_console_as_before(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
 ) -> None:
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=io.BytesIO()))  # the hooks are installed
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=io.BytesIO()))  # the hooks are installed
     otel_tdd.shutdown()
     monkeypatch.setenv(variable, "false")
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     assert getattr(otel_tdd.configure().settings, variable[9:].lower()) is False
     _uvicorn_config()
     _uvicorn_lines()
@@ -143,7 +143,7 @@ def test_turned_off_server_lines_go_to_the_servers_console_as_before(
 
 def test_after_shutdown_server_lines_go_to_the_console(capsys: pytest.CaptureFixture[str]) -> None:
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     _uvicorn_config()
     otel_tdd.shutdown()  # the root's JSON handler is gone: nothing may vanish
     _uvicorn_lines()
@@ -169,7 +169,7 @@ def test_a_log_file_handler_stays_and_a_console_one_is_replaced(tmp_path: Path) 
 
 def test_streamlit_loggers_become_json_and_stay_single_after_update_formatter() -> None:
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     from streamlit import logger as streamlit_logger
 
     name = "streamlit.otel_tdd_test"

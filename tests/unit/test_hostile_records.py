@@ -18,15 +18,15 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import LogRecordProcessor
 from test_alerting import FakeAlertmanager
 
-from otel_tdd import _runtime, sdk
+from otel_tdd import _runtime, lifecycle
 from otel_tdd.alerting import AlertmanagerClient
 from otel_tdd.export_accounting import dropped_totals
 from otel_tdd.health_check import HealthMonitor, otlp_endpoint_check
 from otel_tdd.log_pipeline import MAX_RECORD_BYTES
+from otel_tdd.performance import performance_tracked
 from otel_tdd.redaction import REDACTED, Redactor
 from otel_tdd.structured_logging import JsonLogHandler, StructuredLogger, iter_json_lines
 from otel_tdd.testing import Capture, capture_telemetry
-from otel_tdd.tracking import performance_tracked
 
 
 @dataclasses.dataclass
@@ -93,7 +93,7 @@ def test_dataclass_values_are_redacted_in_every_output_and_the_alertmanager_payl
                 with log.performance_context("op") as perf:
                     perf["creds"] = Creds("bob", "hunter2")
                 log.alert("Login", {"creds": Creds("bob", "hunter2")})
-            client = _runtime.current().extras["alertmanager"]
+            client = _runtime.current().alertmanager
             assert isinstance(client, AlertmanagerClient) and client.flush(10)
             records = capture.records()
             blobs = outputs(capture)
@@ -496,14 +496,14 @@ class _BrokenStream:
 
 def test_a_record_that_cannot_be_written_is_counted_never_raised() -> None:
     before = dropped_totals().get("logs", 0)
-    sdk.shutdown()
-    hooks = sdk.TestHooks(stream=_BrokenStream())  # type: ignore[arg-type]
-    sdk.configure(_hooks=hooks, service_name="t", log_level="DEBUG")
+    lifecycle.shutdown()
+    hooks = lifecycle.TestHooks(stream=_BrokenStream())  # type: ignore[arg-type]
+    lifecycle.configure(_hooks=hooks, service_name="t", log_level="DEBUG")
     try:
         for index in range(3):
             StructuredLogger("x").info("lost", {"i": index})
     finally:
-        sdk.shutdown()
+        lifecycle.shutdown()
     assert dropped_totals().get("logs", 0) == before + 3
 
 

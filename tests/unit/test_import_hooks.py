@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from otel_tdd.auto.import_hooks import when_imported
+from otel_tdd._import_hooks import when_imported
 
 
 def test_hook_runs_after_first_import_and_module_is_intact(

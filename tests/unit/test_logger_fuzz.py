@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 
-from otel_tdd import sdk
+from otel_tdd import lifecycle
 from otel_tdd.export_accounting import dropped_totals
 from otel_tdd.log_pipeline import MAX_RECORD_BYTES
 from otel_tdd.structured_logging import JsonLogHandler, StructuredLogger
@@ -248,16 +248,16 @@ class FlakyStream:
 @pytest.fixture(scope="module")
 def flaky() -> Iterator[FlakyStream]:
     stream = FlakyStream()
-    sdk.shutdown()
-    sdk.configure(
-        _hooks=sdk.TestHooks(stream=stream),  # type: ignore[arg-type]
+    lifecycle.shutdown()
+    lifecycle.configure(
+        _hooks=lifecycle.TestHooks(stream=stream),  # type: ignore[arg-type]
         service_name="fuzz",
         log_level="DEBUG",
     )
     try:
         yield stream
     finally:
-        sdk.shutdown()
+        lifecycle.shutdown()
 
 
 @cases(300)

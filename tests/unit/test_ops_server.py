@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import otel_tdd
-from otel_tdd import sdk
+from otel_tdd import lifecycle
 from otel_tdd.health_check import (
     HealthMonitor,
     HealthResponse,
@@ -281,10 +281,10 @@ def test_without_a_monitor_the_default_monitor_answers_even_if_replaced_later(
 
 
 def test_configure_starts_it_and_shutdown_stops_it() -> None:
-    sdk.shutdown()
+    lifecycle.shutdown()
     runtime = otel_tdd.configure("ops-test", ops_port=0, log_stream="none")
     try:
-        running = runtime.extras["ops_server"]
+        running = runtime.ops_server
         assert get(running.url + "/health/live")[0] == 200
     finally:
         otel_tdd.shutdown()
@@ -292,17 +292,17 @@ def test_configure_starts_it_and_shutdown_stops_it() -> None:
 
 
 def test_configure_reads_the_port_from_otel_tdd_ops_port(monkeypatch: pytest.MonkeyPatch) -> None:
-    sdk.shutdown()
+    lifecycle.shutdown()
     monkeypatch.setenv("OTEL_TDD_OPS_PORT", "0")
     runtime = otel_tdd.configure("ops-env-test", log_stream="none")
     try:
-        assert runtime.extras["ops_server"].running
+        assert runtime.ops_server.running
     finally:
         otel_tdd.shutdown()
 
 
 def test_configure_with_a_busy_port_fails_clearly_and_leaves_nothing_configured() -> None:
-    sdk.shutdown()
+    lifecycle.shutdown()
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         with pytest.raises(OSError, match=f"port {port} is already in use"):

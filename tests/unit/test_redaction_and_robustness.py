@@ -92,7 +92,7 @@ def test_no_secret_value_reaches_stdout_otlp_spans_or_alerts(
         # what is checked is what its sender POSTed to a loopback Alertmanager.
         logger.alert("SecretsProbe", payload)
         alert("SecretsProbeDirect", payload, alert_channels=["slack"])
-        client = _runtime.current().extras["alertmanager"]
+        client = _runtime.current().alertmanager
         assert isinstance(client, AlertmanagerClient) and client.flush(10)
         # The capture's processors sit on the same providers beside the OTLP ones and get
         # the same span and record objects; the OTLP HTTP exporters send exactly

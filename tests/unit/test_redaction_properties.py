@@ -32,10 +32,10 @@ from opentelemetry.trace import Tracer
 from otel_tdd import _runtime
 from otel_tdd.alerting import AlertmanagerClient
 from otel_tdd.health_check import HealthMonitor
+from otel_tdd.performance import performance_tracked
 from otel_tdd.redaction import REDACTED, Redactor
 from otel_tdd.structured_logging import JsonLogHandler, StructuredLogger
 from otel_tdd.testing import Capture, capture_telemetry
-from otel_tdd.tracking import performance_tracked
 
 
 def cases(count: int) -> Callable[[Any], Any]:
@@ -406,7 +406,7 @@ def harness() -> Iterator[Harness]:
     """One configuration for all examples (configure per example would cost 100x)."""
     with capture_telemetry(alertmanager_url="http://127.0.0.1:9") as capture:
         recorder = RecordingAlertmanager()
-        _runtime.current().extras["alertmanager"] = recorder
+        _runtime.current().alertmanager = recorder
         stdlib = logging.Logger("props.stdlib", logging.DEBUG)  # outside pytest's reach
         stdlib.propagate = False
         stdlib.addHandler(JsonLogHandler())

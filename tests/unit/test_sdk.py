@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_tdd
-from otel_tdd import sdk
+from otel_tdd import lifecycle, providers
 from otel_tdd.config import ConfigError
 from otel_tdd.metrics import catalog
 from otel_tdd.structured_logging import StructuredLogger
@@ -62,7 +62,7 @@ def test_invalid_setting_leaves_nothing_configured(monkeypatch: pytest.MonkeyPat
 
 def test_failure_while_building_shuts_down_what_was_built(monkeypatch: pytest.MonkeyPatch) -> None:
     shut_down: list[TracerProvider] = []
-    real = sdk._tracer_provider
+    real = providers._tracer_provider
 
     def recording(*args: Any) -> TracerProvider:
         provider = real(*args)
@@ -78,8 +78,8 @@ def test_failure_while_building_shuts_down_what_was_built(monkeypatch: pytest.Mo
     def failing(*_args: Any) -> Any:
         raise RuntimeError("log exporter exploded")
 
-    monkeypatch.setattr(sdk, "_tracer_provider", recording)
-    monkeypatch.setattr(sdk, "_logger_provider", failing)
+    monkeypatch.setattr(providers, "_tracer_provider", recording)
+    monkeypatch.setattr(providers, "_logger_provider", failing)
     with pytest.raises(RuntimeError, match="exploded"):
         otel_tdd.configure()
     assert not otel_tdd.is_configured()
@@ -91,7 +91,7 @@ def test_sdk_disabled_makes_spans_no_ops_but_keeps_json_logs(
 ) -> None:
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     stream = io.BytesIO()
-    otel_tdd.configure(_hooks=sdk.TestHooks(stream=stream))
+    otel_tdd.configure(_hooks=lifecycle.TestHooks(stream=stream))
     with otel_tdd.correlation_context("u", "r"):
         assert not trace.get_current_span().is_recording()
         StructuredLogger("x").info("still logged")

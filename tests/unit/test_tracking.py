@@ -12,9 +12,9 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from otel_tdd.correlation import current_ids
+from otel_tdd.performance import performance_context, performance_tracked
 from otel_tdd.structured_logging import StructuredLogger
 from otel_tdd.testing import Capture
-from otel_tdd.tracking import performance_context, performance_tracked
 
 
 def test_sync_function_keeps_signature_and_records_span_histogram_and_record(

@@ -39,7 +39,7 @@ def _run_shadowed_sitecustomize() -> None:
 
 def _start() -> None:
     try:
-        from otel_tdd.auto.bootstrap import start
+        from otel_tdd.auto.bootstrap import start  # deferred: a missing otel_tdd is reported
     except ImportError as error:
         print(
             f"otel-tdd: {sys.executable} cannot import otel_tdd ({error}); "
