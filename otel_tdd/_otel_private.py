@@ -25,6 +25,7 @@ __all__ = [
     "batch_queue",
     "exporter_preferences",
     "log_record_limits",
+    "read_write_record",
     "replace_batch_queue",
     "reset_api_globals",
     "set_bounded_items",
@@ -119,3 +120,13 @@ def log_record_limits(logger: object) -> Any:
 def set_bounded_items(attributes: Any, items: dict[str, Any]) -> None:
     """Make a ``BoundedAttributes`` hold ``items`` as they are (already checked valid)."""
     attributes._dict = items
+
+
+def read_write_record(record: Any, resource: Any, scope: Any, limits: Any) -> Any:
+    """The SDK's own ``ReadWriteLogRecord`` for an API record, as ``Logger.emit`` builds it."""
+    # Imported here: the logs SDK is loaded only when OTLP logs are configured.
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
+
+    return ReadWriteLogRecord._from_api_log_record(
+        record=record, resource=resource, instrumentation_scope=scope, limits=limits
+    )

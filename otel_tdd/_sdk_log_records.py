@@ -41,6 +41,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 
+from otel_tdd import _otel_private
+
 __all__ = ["ValidLogRecord", "ValidReadWriteLogRecord", "bounded", "fast_path_works", "fast_target"]
 
 _RECORD_FIELDS = frozenset(
@@ -131,7 +133,7 @@ def fast_target(logger: object) -> tuple[SDKLogger, LogRecordLimits] | None:
     """
     if not isinstance(logger, SDKLogger):
         return None
-    limits = getattr(logger, "_log_record_limits", None)
+    limits = _otel_private.log_record_limits(logger)
     if (
         not isinstance(limits, LogRecordLimits)
         or limits.max_log_record_attribute_length is not None
@@ -147,7 +149,7 @@ def bounded(attributes: dict[str, Any], limits: LogRecordLimits) -> BoundedAttri
     ``max_attributes``, no length limit): nothing to clean, drop or warn about.
     """
     result = BoundedAttributes(limits.max_log_record_attributes, None, False, None)
-    result._dict = attributes  # see the module docstring
+    _otel_private.set_bounded_items(result, attributes)  # see the module docstring
     return result
 
 
@@ -192,8 +194,8 @@ def _probe(logger: SDKLogger, limits: LogRecordLimits) -> bool:
         bounded(dict(attributes), limits),
     )
     ours = ValidReadWriteLogRecord(record, logger.resource, logger.instrumentation_scope, limits)
-    sdk = ReadWriteLogRecord._from_api_log_record(  # what Logger.emit calls
-        record=LogRecord(
+    sdk = _otel_private.read_write_record(  # what Logger.emit calls
+        LogRecord(
             timestamp=1,
             observed_timestamp=2,
             context=context,
@@ -202,9 +204,9 @@ def _probe(logger: SDKLogger, limits: LogRecordLimits) -> bool:
             body="m",
             attributes=dict(attributes),
         ),
-        resource=logger.resource,
-        instrumentation_scope=logger.instrumentation_scope,
-        limits=limits,
+        logger.resource,
+        logger.instrumentation_scope,
+        limits,
     )
     return _same(ours, sdk, attributes)
 

@@ -1,4 +1,4 @@
-"""Duration histograms carry exemplars: the trace id of the span current while they were recorded."""
+"""Duration histograms carry exemplars: the trace of the span current when they were recorded."""
 
 from __future__ import annotations
 
