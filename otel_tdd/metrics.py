@@ -1,16 +1,6 @@
 """The seed's metric catalog as OTel instruments, behind a cardinality guard.
 
-Instrument names are the Prometheus names the seed documents (``tdd_epics_created_total``,
-``tdd_response_time_seconds`` → ``_bucket/_sum/_count``); both our in-process
-Prometheus reader and the Collector's prometheus exporter keep them as they are.
-
-The seed labels ``tdd_epic_creations_total`` by ``user_id``: one series per user
-is how a metrics backend runs out of memory. Nothing here takes ``user_id``, and
-every instrument goes through :class:`CardinalityGuard`: an attribute with more
-than ``OTEL_TDD_METRIC_CARDINALITY_LIMIT`` distinct values collapses further
-values into ``"_other"`` and counts the trip in ``tdd_metric_cardinality_overflow_total``.
-The SDK's own limit (2000 attribute sets per stream) is a last resort that drops
-whole sets; ours keeps the totals right and names the offending attribute.
+Design notes: docs/metrics.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """Service-level objectives as code: the spec a team keeps next to its code, validated.
 
-A spec is ``slos.yaml`` or the ``[tool.otel-tdd.slos]`` table of ``pyproject.toml``::
-
-    service: tdd-app                # the OTel service.name (Prometheus' job label)
-    objectives:
-      - name: availability
-        objective: 99.9             # percent of requests that do not fail
-        window: 30d                 # compliance window: 28d or 30d
-        series: catalog             # catalog | span_metrics
-      - name: latency
-        objective: 99               # percent of requests faster than the threshold
-        window: 30d
-        series: catalog
-        latency_threshold: 500ms    # must be a bucket boundary of the series' histogram
-
-``series`` names which metrics measure the objective (:data:`SERIES`): our catalog's
-``tdd_errors_total`` over ``tdd_response_time_seconds``, or the Collector's span metrics
-of the service's server spans. :func:`load_spec` refuses a bad spec with a
-:class:`SpecError` that names the field and the accepted range. ``otel_tdd.slo_rules``
-turns a valid spec into Prometheus rules; docs/slo.md explains the maths.
+Design notes: docs/slo.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
 """``otel-tdd slo validate | generate``: an SLO spec to rules, rule tests and a dashboard.
 
-``generate`` writes, under ``--out`` (default ``./.otel-tdd/slo``, where ``otel-tdd
-stack up`` looks for them)::
-
-    rules/slo-<service>.yml                 recording rules, burn-rate alerts, budget
-    tests/slo-<service>-<slo>-<w>.test.yml  promtool test rules, one per window pair
-    dashboards/slo-<service>.json           the SLO dashboard (compose/grafana's builder)
-
-Exit codes: 0 done, 2 a bad spec or argument (the error names the field and the
-accepted range).
+Design notes: docs/slo.md, "Implementation notes".
 """
 
 from __future__ import annotations

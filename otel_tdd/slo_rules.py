@@ -1,21 +1,6 @@
 """Prometheus rules and their ``promtool test rules`` files, from an SLO spec.
 
-Per objective (docs/slo.md has the maths):
-
-* recording rules ``slo:sli_error:ratio_rate<w>`` -- the share of bad events over 5m,
-  30m, 1h, 2h, 6h, 1d, 3d, labelled ``service`` and ``slo``;
-* the multi-window, multi-burn-rate alerts of the SRE workbook (:data:`BURN_ALERTS`):
-  ``SLOBurnRatePage`` (severity critical) and ``SLOBurnRateTicket`` (warning), each
-  when the long AND the short window burn the budget faster than its factor;
-* ``slo:error_budget_remaining:ratio`` over the compliance window, with the objective
-  and the budget as series for dashboards;
-* per alert, a promtool test file with three cases: both windows above the threshold
-  (fires), only the long one, only the short one (each silent); per objective, one
-  for the budget left.
-
-``scale`` shrinks every window, evaluation interval and test step by one factor, so an
-end-to-end test sees in minutes what production sees in hours; the names keep the
-nominal windows (``ratio_rate1h`` is over 1h x scale). Production rules use 1.
+Design notes: docs/slo.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,24 +1,6 @@
 """What a process started by ``otel-tdd run`` does before its first line of user code.
 
-Called from our sitecustomize (and from the configurator entry point, for plain
-``opentelemetry-instrument``):
-
-1. ``otel_tdd.configure()`` from the environment: providers, exporters, JSON
-   logging on the root logger, the ops server when ``OTEL_TDD_OPS_PORT`` is set;
-2. a clean end: ``atexit`` flushes; SIGTERM, when nothing else handles it yet,
-   goes through :class:`~otel_tdd.graceful_shutdown.GracefulShutdown` (readiness
-   down, cleanups, flush, exit) instead of killing the process mid-batch;
-3. after ``fork`` (gunicorn, uWSGI, multiprocessing): each child gets its own
-   ``service.instance.id`` from the SDK itself, and here drops the parent's ops
-   server, whose thread did not survive the fork;
-4. the installed instrumentors (``opentelemetry_instrumentor`` entry points),
-   each activated when its library is first imported rather than at start: a
-   process pays only for the libraries it uses, and ``python -c pass`` pays for
-   none. One that cannot apply (library absent, unsupported version, failure) is
-   skipped with one debug record: the program never sees it.
-
-It imports only what those steps need; every failure is reported on stderr and
-never reaches the program.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
 """Our ``opentelemetry_distro`` entry point, for plain ``opentelemetry-instrument``.
 
-With otel-tdd installed, ``opentelemetry-instrument python app.py`` picks this
-distro (set ``OTEL_PYTHON_DISTRO`` to choose among several) and our
-configurator (:mod:`otel_tdd.auto.configurator`), so it gets the same defaults
-as ``otel-tdd run``. The one behaviour changed from ``BaseDistro``: each
-instrumentor activates when its library is imported (see
-:func:`otel_tdd.auto.bootstrap.activate_on_import`), and the logging
-instrumentor is left out while our JSON pipeline captures stdlib logging, since
-it would export every record a second time.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """``otel-tdd run``: start a command with zero-code instrumentation and our defaults.
 
-What it does, and nothing more: turn the options into the standard variables,
-put our ``sitecustomize`` directory first on ``PYTHONPATH`` and **exec** the
-command. The command replaces this process: same
-pid, so signals reach it directly, its exit code is ours, and stdin, stdout and
-stderr are the terminal's. No second interpreter waits around, and this side
-imports almost nothing (docs/benchmarks.md, "Startup cost of otel-tdd run").
-
-Settings are validated once, in the command's own interpreter, which reads them
-anyway: ``OTEL_TDD_RUN_PID`` tells it that it is the process started here (exec
-keeps the pid), and there a bad value is fatal, exit code 2, with the error
-naming the variable, before any user code. A subprocess it spawns with the same
-environment has another pid and runs uninstrumented instead of failing.
-
-Every Python process that starts with that ``PYTHONPATH`` (the command itself, a
-console script's interpreter, a subprocess it spawns with the same environment)
-runs :mod:`otel_tdd.auto.bootstrap` before user code, through the sitecustomize.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
 """Celery glue for ``otel-tdd run``: the worker keeps our logging, its pool flushes.
 
-Two things a Celery worker does that lose telemetry, each answered through Celery's
-own signals (connected when ``celery.app.log`` is imported, so a process without
-Celery pays nothing; the contrib instrumentor makes the spans):
-
-- Unless someone receives ``setup_logging``, the worker empties the root logger's
-  handlers (``worker_hijack_root_logger``), our JSON handler with them, adds its
-  own console handler and redirects stdout to a logger: no JSON, no OTLP log
-  records, and our JSON lines would loop through that logger. Receiving the signal
-  is Celery's documented way to keep one's own logging; we apply what the command
-  line asked (``-l`` on the root logger, ``--logfile`` as a file handler in Celery's
-  format), send ``after_setup_logger``/``after_setup_task_logger`` as Celery would
-  (apps hook them), and the worker's and tasks' records reach our handler. An app
-  that receives ``setup_logging`` itself keeps its own logging: we then do nothing.
-  A task's ``print`` stays on stdout (Celery would have logged it as a WARNING).
-- Prefork pool processes leave through ``os._exit``: no ``atexit``, so the spans
-  and records still queued in the SDK's batch processors of a child would be lost
-  at every worker shutdown. ``worker_process_shutdown`` runs in the child just
-  before that exit: we flush and shut the providers down there.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 """Django: the records Django writes after a request's span has ended carry its trace.
 
-Django logs a 4xx or 5xx response that no view logged ("Not Found: /x") in
-``BaseHandler.get_response`` *after* the middleware chain returned, and so after
-the instrumentor's middleware (the outermost one) ended the request's span and
-detached its context: upstream's record has ``trace_id: null`` although the
-request was traced. Here the middleware's ``process_response`` leaves the span's
-context on the request, and ``log_response`` runs in it when no span is current:
-the record carries the request's trace and span id.
-
-:func:`install` is called once the Django instrumentor is active
-(:mod:`otel_tdd.auto.bootstrap`); the hook points are Django's and the
-instrumentor's internals (tested with Django 5.2, contrib 0.66b1): if one is
-missing, Django's records stay as they are and nothing else changes.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

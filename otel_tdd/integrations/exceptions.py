@@ -1,13 +1,6 @@
 """Which span recorded an exception, for the server's record of it logged after that span ended.
 
-uvicorn ("Exception in ASGI application") and aiohttp ("Error handling request")
-log an unhandled exception after the instrumentation's middleware has recorded
-it on the request's span, ended the span and detached its context: the record
-would carry no trace id, and the walk from an error log to its trace breaks. So
-:func:`install` has the SDK's ``Span.record_exception`` note the span's context
-on the exception object, and :func:`in_recording_span` runs the logging of such
-a record in that context when no span is current (``framework_logs.ToJson`` for
-uvicorn, ``otel_tdd.integrations.aiohttp`` for aiohttp).
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

@@ -1,43 +1,6 @@
 """Streamlit: each script rerun is the request.
 
-Streamlit has no request handler to wrap: a browser interaction sends widget
-state over a websocket and the server reruns the whole script in the thread
-``ScriptRunner.scriptThread``. So the unit of work, of correlation and of
-latency is the rerun. :class:`StreamlitInstrumentor` makes each rerun
-
-* one SERVER span named ``rerun <page>``, with the Streamlit session id both as
-  the ``session_id`` baggage entry (so every log record and downstream call of
-  the rerun carries it, like ``correlation_context(session_id=...)``) and as the
-  ``streamlit.session_id`` attribute;
-* a record of the widgets whose change caused it (``streamlit.widgets.changed``:
-  their keys, never their values, which may be personal data);
-* on an uncaught exception in the script: the exception recorded on the span,
-  the span status ERROR, one ERROR log record with the traceback (ours, which
-  names the page: Streamlit's own "Uncaught app execution" record of the same
-  exception is dropped, so the error is counted once; and while Streamlit's
-  lines become JSON, its rich traceback panel is not printed beside them), and
-  ``tdd_errors_total``
-  (Streamlit still shows the error in the page as usual);
-* no spans for Streamlit's own HTTP plumbing (health, static files, websocket
-  messages) even with the Starlette instrumentor installed;
-* one ``tdd_response_time_seconds`` observation with ``method="RERUN"``,
-  ``endpoint=<page>`` and ``status`` ok, error, rerun or stopped, so the seed's
-  latency dashboards and alerts cover a Streamlit app too.
-
-The context is attached inside the script thread, per rerun: a context set at
-process start is not visible there (a new thread starts with an empty one).
-
-Health: Streamlit has no custom routes, so probes live on the ops server
-(``OTEL_TDD_OPS_PORT``). Instrumenting registers the critical check
-``streamlit_server`` on the default monitor: ready once the Streamlit runtime
-runs, not ready before it starts and from the moment it begins to stop.
-
-``otel-tdd run streamlit run app.py`` activates all this when Streamlit is
-imported (the ``streamlit`` ``opentelemetry_instrumentor`` entry point). The
-hook points are Streamlit internals (tested with 1.67):
-``script_runner.exec_func_with_error_handling``, which runs one rerun and
-returns its outcome, and ``SessionState.on_script_will_rerun``. If a Streamlit
-version lacks them, one warning is logged and the app runs uninstrumented.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations

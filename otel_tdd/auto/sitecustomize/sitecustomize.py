@@ -1,14 +1,6 @@
 """Run by Python at startup in every process that ``otel-tdd run`` starts.
 
-``otel-tdd run`` puts this file's directory first on ``PYTHONPATH``; the ``site``
-module imports ``sitecustomize`` before the program's first line. We first run
-the sitecustomize this one shadows (a distribution's or a virtualenv's, found
-further down ``sys.path``), so installing otel-tdd never switches another one
-off; then :func:`otel_tdd.auto.bootstrap.start` configures the process.
-
-Nothing here may stop the program: an interpreter that cannot import otel_tdd
-(another Python on ``PATH``), or a failing bootstrap, prints one line on stderr
-and the program runs uninstrumented.
+Design notes: docs/auto-instrumentation.md, "Implementation notes".
 """
 
 from __future__ import annotations
