@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from otel_tdd import _runtime
+from otel_tdd import _hooks
 from otel_tdd.version import __version__
 
 # Not `from typing import TYPE_CHECKING`: importing typing would cost otel-tdd's command
@@ -79,8 +79,7 @@ def _framework_logs(enabled: bool) -> None:
         forwarding.install()
 
 
-_runtime.register_autoconfigure(_autoconfigure)
-_runtime.register_framework_logs(_framework_logs)
+_hooks.register(_autoconfigure, _framework_logs)
 
 
 def __getattr__(name: str) -> Any:

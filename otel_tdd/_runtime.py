@@ -3,7 +3,7 @@
 Hot paths read ``RUNTIME`` instead of holding providers of their own, so a
 re-configuration (tests, after fork, notebooks) reaches every logger and
 decorator created before it. First use configures defaults through the hook
-that ``otel_tdd/__init__`` registers (the builder sits above this module).
+that ``otel_tdd/__init__`` registers in :mod:`otel_tdd._hooks` (the builder sits above).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from otel_tdd import _hooks
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Meter
@@ -30,9 +32,6 @@ __all__ = [
     "Runtime",
     "current",
     "generation",
-    "register_autoconfigure",
-    "register_framework_logs",
-    "set_framework_logs",
     "settings",
 ]
 
@@ -65,34 +64,15 @@ class Runtime:
 
 RUNTIME: Runtime | None = None
 _generation = 0
-_autoconfigure: Callable[[], object] | None = None
-_framework_logs: Callable[[bool], None] | None = None
-
-
-def register_autoconfigure(configure: Callable[[], object]) -> None:
-    """What :func:`current` calls to configure defaults on first use."""
-    global _autoconfigure
-    _autoconfigure = configure
-
-
-def register_framework_logs(switch: Callable[[bool], None]) -> None:
-    """How configure() turns forwarding of web servers' own loggers on or off."""
-    global _framework_logs
-    _framework_logs = switch
-
-
-def set_framework_logs(enabled: bool) -> None:
-    if _framework_logs is not None:
-        _framework_logs(enabled)
 
 
 def current() -> Runtime:
     """The active runtime, configuring with defaults on first use (not after shutdown())."""
     runtime = RUNTIME
     if runtime is None:
-        if _autoconfigure is None:
+        if _hooks.autoconfigure is None:
             raise RuntimeError("otel_tdd is not configured: call otel_tdd.configure() first")
-        _autoconfigure()
+        _hooks.autoconfigure()
         runtime = RUNTIME
         assert runtime is not None
     return runtime

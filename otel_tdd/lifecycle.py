@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from otel_tdd import _otel_private, _runtime, logging_guard
+from otel_tdd import _hooks, _otel_private, _runtime, logging_guard
 from otel_tdd._util import ReportOnce
 from otel_tdd.config import ConfigError, Settings, load_settings
 from otel_tdd.export_accounting import ExportDeadline, dropped_totals, record_dropped
@@ -61,7 +61,7 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
         if isinstance(handler, JsonLogHandler):
             root.removeHandler(handler)
     if not settings.capture_logging:
-        _runtime.set_framework_logs(False)
+        _hooks.set_framework_logs(False)
         return None
     handler = JsonLogHandler()
     root.addHandler(handler)
@@ -73,7 +73,7 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
     )
     # Forwarding of web servers' own loggers lives in otel_tdd.auto (registered by
     # otel_tdd/__init__): import hooks only, nothing runs until a server is imported.
-    _runtime.set_framework_logs(settings.framework_logs)
+    _hooks.set_framework_logs(settings.framework_logs)
     return handler
 
 
