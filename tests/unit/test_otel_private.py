@@ -9,7 +9,7 @@ from __future__ import annotations
 import collections
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits, ReadWriteLogRecord
@@ -112,3 +112,17 @@ def test_set_bounded_items_and_the_sdk_record_built_from_an_api_one() -> None:
     assert isinstance(record, ReadWriteLogRecord)
     assert record.log_record.body == "m"
     assert dict(record.log_record.attributes or {}) == {"k": 1}
+
+
+def test_the_context_keys_find_the_current_span_and_baggage() -> None:
+    provider = TracerProvider()
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        token = context.attach(baggage.set_baggage("user_id", "u"))
+        try:
+            current = _otel_private.get_current_context()
+            assert current is context.get_current()
+            assert current.get(_otel_private.SPAN_KEY) is span
+            assert dict(current.get(_otel_private.BAGGAGE_KEY) or {}) == {"user_id": "u"}
+        finally:
+            context.detach(token)
+    provider.shutdown()
