@@ -50,7 +50,7 @@ from otel_tdd.graceful_shutdown import GracefulShutdown
 from otel_tdd.health_check import HealthMonitor, memory_check, set_default_monitor
 from otel_tdd.metrics import catalog
 from otel_tdd.structured_logging import StructuredLogger, correlation_context
-from otel_tdd.tracking import memory_usage_mb
+from otel_tdd.performance import memory_usage_mb
 
 logger = StructuredLogger("tdd_application")
 
