@@ -68,6 +68,8 @@ _dashgen = _load_dashgen()
 _render = importlib.import_module(f"{_PACKAGE}.render")
 _slo = importlib.import_module(f"{_PACKAGE}.slo")
 _model = importlib.import_module(f"{_PACKAGE}.model")
+#: The alert rules' thresholds (dashgen/alert_rules.py), for tests and tools.
+alert_rules = importlib.import_module(f"{_PACKAGE}.alert_rules")
 
 #: file name -> dashboard spec (dashgen/__init__.py).
 DASHBOARDS: dict[str, Any] = _dashgen.DASHBOARDS

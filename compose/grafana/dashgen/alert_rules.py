@@ -57,3 +57,33 @@ def threshold(alert: str, directory: Path | None = None) -> float:
             f"(found: {', '.join(sorted(thresholds))}): fix the panel's AlertStep or the rule"
         )
     return thresholds[alert]
+
+
+# How a description may write an alert's threshold: {Alert}, {Alert:ms}, {Alert:GiB}.
+_SCALES = {"": 1.0, "ms": 1000.0, "GiB": 1 / 1024**3}
+
+
+class _Threshold:
+    """An alert's threshold inside str.format: `g`-formatted, optionally rescaled."""
+
+    def __init__(self, alert: str, value: float) -> None:
+        self.alert, self.value = alert, value
+
+    def __format__(self, spec: str) -> str:
+        if spec not in _SCALES:
+            raise ValueError(
+                f"{{{self.alert}:{spec}}}: unknown scale {spec!r} (use one of "
+                f"{', '.join(repr(s) for s in _SCALES)})"
+            )
+        return format(self.value * _SCALES[spec], "g")
+
+
+class _Thresholds(dict[str, _Threshold]):
+    def __missing__(self, alert: str) -> _Threshold:
+        return _Threshold(alert, threshold(alert))
+
+
+def describe(text: str) -> str:
+    """``text`` with each {Alert}, {Alert:ms} or {Alert:GiB} replaced by that alert's
+    threshold, so a description states the number the rule fires on."""
+    return text.format_map(_Thresholds())

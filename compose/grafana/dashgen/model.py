@@ -28,6 +28,10 @@ Step = tuple[float | None, str] | AlertStep
 Query = tuple[str, str]
 
 
+# A description may state an alert's threshold as {AlertName}, {AlertName:ms} or
+# {AlertName:GiB} (alert_rules.describe); other braces are written {{ and }}.
+
+
 @dataclass(frozen=True)
 class Stat:
     """A single-value panel: the last value of one query."""

@@ -72,7 +72,8 @@ ROWS = (
                     "{{job}} {{type}}",
                 )
             ],
-            description="tdd_errors_total per second. HighErrorRate fires above 0.1/s per service.",
+            description="tdd_errors_total per second. HighErrorRate fires above "
+            "{HighErrorRate}/s per service.",
             thresholds=((None, "green"), AlertStep("HighErrorRate", "red")),
             stacked=True,
         ),

@@ -68,8 +68,8 @@ ROWS = (
             "s",
             [(quantile(0.95, "tdd_operation_duration_seconds", by="operation"), "{{operation}}")],
             description="p95 of functions decorated with @performance_tracked. Orange and red "
-            "at the response-time thresholds (0.5 s, 1 s): an operation that slow makes its "
-            "request slow.",
+            "at the response-time thresholds ({SlowResponseTime} s, {HighResponseTime} s): "
+            "an operation that slow makes its request slow.",
             min_value=0,
             thresholds=LATENCY_THRESHOLDS,
         ),
@@ -132,7 +132,7 @@ ROWS = (
                 )
             ],
             description="p95 span duration (milliseconds: the connector's unit). Orange and red "
-            "at the response-time thresholds (500 ms, 1000 ms).",
+            "at the response-time thresholds ({SlowResponseTime:ms} ms, {HighResponseTime:ms} ms).",
             min_value=0,
             span=8,
             thresholds=(
@@ -220,7 +220,8 @@ ROWS = (
             "App memory",
             "bytes",
             [(f"sum by (instance) ({sel('tdd_memory_usage_bytes')})", "{{instance}}")],
-            description="tdd_memory_usage_bytes per instance; HighMemoryUsage above 2 GiB.",
+            description="tdd_memory_usage_bytes per instance; HighMemoryUsage above "
+            "{HighMemoryUsage:GiB} GiB.",
             thresholds=((None, "green"), AlertStep("HighMemoryUsage", "orange")),
             min_value=0,
         ),

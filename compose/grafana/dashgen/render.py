@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from .alert_rules import threshold
+from .alert_rules import describe, threshold
 from .model import NO_THRESHOLD, AlertStep, Dashboard, Panel, Stat, Step
 
 #: Provisioned datasource uid (provisioning/datasources/prometheus.yml).
@@ -92,14 +92,15 @@ class _Builder:
         )
 
     def panel(self, spec: Panel) -> Any:
-        """The SDK panel for a spec, alert thresholds read from the rules."""
+        """The SDK panel for a spec; alert thresholds (steps, description) from the rules."""
         steps = tuple(_step(step, spec.unit) for step in spec.thresholds)
+        description = describe(spec.description)
         if isinstance(spec, Stat):
             return self.stat(
                 spec.title,
                 spec.unit,
                 spec.query,
-                description=spec.description,
+                description=description,
                 thresholds=steps,
                 no_thresholds=spec.no_thresholds,
                 mappings=spec.mappings,
@@ -111,7 +112,7 @@ class _Builder:
             spec.title,
             spec.unit,
             spec.queries,
-            description=spec.description,
+            description=description,
             thresholds=steps,
             no_thresholds=spec.no_thresholds,
             min_value=spec.min_value,

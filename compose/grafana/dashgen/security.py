@@ -65,7 +65,7 @@ ROWS = (
                     "{{job}}",
                 )
             ],
-            description="AuthFailureSpike fires above 0.2/s sustained for 5m.",
+            description="AuthFailureSpike fires above {AuthFailureSpike}/s sustained for 5m.",
             thresholds=((None, "green"), AlertStep("AuthFailureSpike", "orange")),
         ),
         TimeSeries(
