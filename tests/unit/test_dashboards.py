@@ -357,3 +357,24 @@ def test_a_changed_alert_threshold_moves_the_panels_that_colour_it(
     assert "(700 ms, 1000 ms)" in by_title["Span duration P95 by span name"]["description"]
     assert steps("App memory") == [None, 3 * 1024**3]
     assert "above 3 GiB" in by_title["App memory"]["description"]
+
+
+def test_a_copy_of_compose_builds_from_its_own_files(tmp_path: Path) -> None:
+    """The wheel carries compose/ as otel_tdd/_assets/compose: a copy loaded by path
+    (as otel_tdd.slo_cli does) uses its own dashgen/ and rules, then the checkout its own."""
+    copy = tmp_path / "compose"
+    shutil.copytree(GRAFANA_DIR, copy / "grafana", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(RULES_DIR, copy / "prometheus" / "rules")
+    spec = importlib.util.spec_from_file_location(
+        "copied", copy / "grafana" / "build_dashboards.py"
+    )
+    assert spec and spec.loader
+    copied = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copied)
+    assert copied.alert_rules.RULES_DIR == copy / "prometheus" / "rules"
+    objectives = [{"name": "availability", "objective": 99.9, "window": "28d", "kind": "k"}]
+    copied_slo = copied.build_slo("svc", objectives)
+    assert copied.build_all() == generator().build_all()
+    checkout = generator()
+    assert checkout.alert_rules.RULES_DIR == RULES_DIR
+    assert checkout.build_slo("svc", objectives) == copied_slo
