@@ -41,7 +41,7 @@ def _sdk() -> SimpleNamespace:
 
 
 class _Builder:
-    """Small helpers over the SDK so each dashboard reads as a list of panels."""
+    """Draws specs with the SDK, numbering rows and panels in the order drawn."""
 
     def __init__(self, sdk: SimpleNamespace) -> None:
         self.sdk = sdk
