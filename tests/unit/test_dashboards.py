@@ -303,3 +303,78 @@ def test_list_queries_cli_prints_json() -> None:
     assert result.returncode == 0, result.stderr
     queries = json.loads(result.stdout)
     assert queries == generator().panel_queries(substitutions={"__rate_interval": "30s"})
+
+
+RULES_DIR = ROOT / "compose" / "prometheus" / "rules"
+
+
+def test_alert_thresholds_are_read_from_the_rules() -> None:
+    rules = generator().alert_rules
+    found = rules.alert_thresholds(RULES_DIR)
+    assert found["SlowResponseTime"] == 0.5 and found["HighResponseTime"] == 1.0
+    assert found["HighErrorRate"] == 0.1 and found["AuthFailureSpike"] == 0.2
+    assert found["HighMemoryUsage"] == 2 * 1024**3  # `> 2 * 1024 * 1024 * 1024`
+    # `tdd_error_rate > 0.05 and on (job) ... >= 1`: two comparisons, no single threshold.
+    assert "HighErrorRatio" not in found
+    with pytest.raises(KeyError, match="HighErrorRatio"):
+        rules.threshold("HighErrorRatio")
+
+
+def test_a_description_states_an_alert_threshold_in_its_scale() -> None:
+    rules = generator().alert_rules
+    assert rules.describe("{SlowResponseTime} s, {HighResponseTime:ms} ms") == "0.5 s, 1000 ms"
+    assert rules.describe("above {HighMemoryUsage:GiB} GiB") == "above 2 GiB"
+    with pytest.raises(ValueError, match="unknown scale 'h'"):
+        rules.describe("{SlowResponseTime:h}")
+    with pytest.raises(KeyError, match="NoSuchAlert"):
+        rules.describe("{NoSuchAlert}")
+
+
+def test_a_changed_alert_threshold_moves_the_panels_that_colour_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboards colour what the alerts fire on: edit the rule, and the panel follows."""
+    module = generator()
+    for path in RULES_DIR.glob("*.yml"):
+        text = path.read_text()
+        text = text.replace("job:tdd_response_time_seconds:p95_5m > 0.5", "x > 0.7")
+        text = text.replace(
+            "tdd_memory_usage_bytes > 2 * 1024", "tdd_memory_usage_bytes > 3 * 1024"
+        )
+        (tmp_path / path.name).write_text(text)
+    monkeypatch.setattr(module.alert_rules, "RULES_DIR", tmp_path)
+    performance = json.loads(module.build_all()["performance.json"])
+    by_title = {panel["title"]: panel for panel in panels(performance)}
+
+    def steps(title: str) -> list[Any]:
+        return [
+            s["value"] for s in by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        ]
+
+    assert steps("Tracked operations P95") == [None, 0.7, 1.0]
+    assert "(0.7 s, 1 s)" in by_title["Tracked operations P95"]["description"]
+    assert steps("Span duration P95 by span name") == [None, 700.0, 1000.0]
+    assert "(700 ms, 1000 ms)" in by_title["Span duration P95 by span name"]["description"]
+    assert steps("App memory") == [None, 3 * 1024**3]
+    assert "above 3 GiB" in by_title["App memory"]["description"]
+
+
+def test_a_copy_of_compose_builds_from_its_own_files(tmp_path: Path) -> None:
+    """The wheel carries compose/ as otel_tdd/_assets/compose: a copy loaded by path
+    (as otel_tdd.slo_cli does) uses its own dashgen/ and rules, then the checkout its own."""
+    copy = tmp_path / "compose"
+    shutil.copytree(GRAFANA_DIR, copy / "grafana", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(RULES_DIR, copy / "prometheus" / "rules")
+    spec = importlib.util.spec_from_file_location(
+        "copied", copy / "grafana" / "build_dashboards.py"
+    )
+    assert spec and spec.loader
+    copied = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copied)
+    assert copied.alert_rules.RULES_DIR == copy / "prometheus" / "rules"
+    objectives = [{"name": "availability", "objective": 99.9, "window": "28d", "kind": "k"}]
+    copied_slo = copied.build_slo("svc", objectives)
+    assert copied.build_all() == generator().build_all()
+    checkout = generator()
+    assert checkout.alert_rules.RULES_DIR == RULES_DIR
+    assert checkout.build_slo("svc", objectives) == copied_slo
