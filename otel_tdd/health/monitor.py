@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 
 from otel_tdd._util import seconds
 from otel_tdd.export_accounting import dropped_totals
-from otel_tdd.health.run import Check, Report, Runner
+from otel_tdd.health.run import Check, Report, Runner, current_tracer
 from otel_tdd.health.status import CRITICAL, HEALTHY, HealthResponse, is_shutting_down, utc_now
 
 __all__ = ["HealthMonitor", "default_monitor", "set_default_monitor"]
@@ -198,11 +198,14 @@ class HealthMonitor:
             with self._lock:
                 checks = list(self._checks.values())
             self._run_started = time.monotonic()
-            try:
-                report = self._runner.run(checks)
-            finally:
-                self._run_started = None
-            self._log_changes(checks, report.body["checks"])
+            # One trace per run: the checks' spans and the status-change records are in it.
+            with current_tracer().start_as_current_span("health checks") as span:
+                try:
+                    report = self._runner.run(checks)
+                finally:
+                    self._run_started = None
+                span.set_attribute("health.overall_status", report.body["overall_status"])
+                self._log_changes(checks, report.body["checks"])
             self._report = report
             return report
 

@@ -32,9 +32,15 @@ from otel_tdd.health.status import (
 )
 from otel_tdd.metrics import catalog
 
-__all__ = ["Check", "Report", "Runner"]
+__all__ = ["Check", "Report", "Runner", "current_tracer"]
 
 _NO_OP_TRACER = trace.NoOpTracer()
+
+
+def current_tracer() -> Tracer:
+    """The configured tracer; before configure(), one that records nothing."""
+    runtime = _runtime.RUNTIME
+    return runtime.tracer if runtime is not None else _NO_OP_TRACER
 
 
 @dataclass(frozen=True)
@@ -72,16 +78,14 @@ class Runner:
         self._hung: dict[str, ThreadCall[_Outcome]] = {}
 
     def run(self, checks: list[Check]) -> Report:
-        runtime = _runtime.RUNTIME
-        tracer = runtime.tracer if runtime is not None else _NO_OP_TRACER
-        with tracer.start_as_current_span("health checks") as run_span:
-            with self._lock:
-                hung = set(self._hung)
-            started = [self._start(tracer, check, check.name in hung) for check in checks]
-            began = time.monotonic()
-            results = {item.check.name: self._finish(item, began) for item in started}
-            report = _summarize(checks, results)
-            run_span.set_attribute("health.overall_status", report.body["overall_status"])
+        """Each check's span is a child of the current span (the run's, see HealthMonitor)."""
+        tracer = current_tracer()
+        with self._lock:
+            hung = set(self._hung)
+        started = [self._start(tracer, check, check.name in hung) for check in checks]
+        began = time.monotonic()
+        results = {item.check.name: self._finish(item, began) for item in started}
+        report = _summarize(checks, results)
         with contextlib.suppress(Exception):  # telemetry must not break the health answer
             for name, result in results.items():
                 catalog.health_check_status.set(STATUS_VALUE[result["status"]], {"check": name})

@@ -71,3 +71,20 @@ def test_a_timed_out_check_ends_its_span_as_an_error_with_the_duration_in_it(
     assert point.count == 1
     assert point.sum >= 0.2
     assert [e.trace_id for e in point.exemplars] == [check_span.context.trace_id]
+
+
+def test_a_change_of_status_is_logged_in_the_trace_of_the_run_that_saw_it(
+    otel_capture: Any,
+) -> None:
+    health = HealthMonitor(cache_ttl_s=0)
+    health.register_check("db", lambda: {"status": "critical", "message": "refused"})
+    health.run_all_checks()
+
+    run_span = next(s for s in otel_capture.spans() if s.name == "health checks")
+    assert run_span.attributes["health.overall_status"] == "critical"
+    check_span = next(s for s in otel_capture.spans() if s.name == "health check db")
+    assert check_span.status.status_code is StatusCode.ERROR
+    record = next(r for r in otel_capture.records() if r["logger"] == "otel_tdd.health")
+    assert record["message"] == "Health check db is critical"
+    assert record["data"]["detail"] == "refused"
+    assert record["correlation_id"] == format(run_span.context.trace_id, "032x")
