@@ -265,6 +265,11 @@ def _host_port(url: str, default_port: int) -> tuple[str, int]:
 
 
 def _configured_otlp_endpoint() -> str:
+    """The traces endpoint the SDK's exporter resolves for itself (argument, env, default).
+
+    Repeated here because config keeps only an explicit endpoint and leaves the env to
+    the exporter; one resolver in config for both is the better home (not done yet).
+    """
     runtime = _runtime.RUNTIME
     if runtime is not None:
         explicit = runtime.settings.otlp_endpoints.get("traces")
