@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from opentelemetry import trace
+
 from otel_tdd._util import seconds
 from otel_tdd.export_accounting import dropped_totals
 from otel_tdd.health.run import Check, Report, Runner, current_tracer
@@ -199,7 +201,12 @@ class HealthMonitor:
                 checks = list(self._checks.values())
             self._run_started = time.monotonic()
             # One trace per run: the checks' spans and the status-change records are in it.
-            with current_tracer().start_as_current_span("health checks") as span:
+            # No checks, nothing to trace: an app that registered none sees no spans of ours.
+            with (
+                current_tracer().start_as_current_span("health checks")
+                if checks
+                else contextlib.nullcontext(trace.INVALID_SPAN)
+            ) as span:
                 try:
                     report = self._runner.run(checks)
                 finally:

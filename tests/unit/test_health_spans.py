@@ -88,3 +88,10 @@ def test_a_change_of_status_is_logged_in_the_trace_of_the_run_that_saw_it(
     assert record["message"] == "Health check db is critical"
     assert record["data"]["detail"] == "refused"
     assert record["correlation_id"] == format(run_span.context.trace_id, "032x")
+
+
+def test_a_monitor_without_checks_makes_no_spans(otel_capture: Any) -> None:
+    health = HealthMonitor(cache_ttl_s=0)
+    assert health.get_detailed_status().status_code == 200
+    assert health.get_readiness_status().status_code == 200
+    assert otel_capture.spans() == []
