@@ -148,7 +148,11 @@ class Runner:
 
 def _evaluate(check: Check, span: Span) -> _Outcome:
     """In the check's thread: its span current, so its logs and spans belong to it."""
-    with trace.use_span(span, end_on_exit=False):
+    # Nothing raw from an exception on the span: its text may quote a DSN. The status set
+    # at the end carries the redacted message instead.
+    with trace.use_span(
+        span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+    ):
         try:
             result = normalize(check.name, check.func())
         except Exception as error:

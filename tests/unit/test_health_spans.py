@@ -95,3 +95,17 @@ def test_a_monitor_without_checks_makes_no_spans(otel_capture: Any) -> None:
     assert health.get_detailed_status().status_code == 200
     assert health.get_readiness_status().status_code == 200
     assert otel_capture.spans() == []
+
+
+def test_a_failing_checks_span_carries_the_redacted_error_only(otel_capture: Any) -> None:
+    health = HealthMonitor(cache_ttl_s=0)
+
+    @health.register_check
+    def db() -> dict[str, Any]:
+        raise ConnectionError("cannot reach postgresql://app:hunter2@db:5432/app")
+
+    health.run_all_checks()
+    span = next(s for s in otel_capture.spans() if s.name == "health check db")
+    assert span.status.status_code is StatusCode.ERROR
+    assert "ConnectionError" in (span.status.description or "")
+    assert "hunter2" not in repr(span.to_json())
