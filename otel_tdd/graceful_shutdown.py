@@ -1,38 +1,15 @@
 """``GracefulShutdown``: stop in an order that loses no telemetry.
 
-On SIGTERM, SIGINT or :meth:`GracefulShutdown.initiate_shutdown`:
-
-1. readiness answers 503 (:func:`~otel_tdd.health_check.mark_shutting_down`), so
-   the load balancer stops sending work while the process can still finish it;
-2. optionally wait ``drain_s`` for that to take effect;
-3. run the cleanups by priority (lower number first; equal priorities in
-   registration order), each in its own thread bounded by its own timeout, each
-   a span with the cleanup's logs in its trace; an exception or a timeout is
-   logged and the next cleanup still runs;
-4. flush and shut down the OTel providers last (:func:`otel_tdd.shutdown`), so
-   the cleanups' own records and spans are exported.
-
-The signal handler does almost nothing itself: it sets the readiness flag and
-starts the sequence in a thread, then returns. Running the sequence inside the
-handler would run it on top of whatever the main thread was doing when the
-signal arrived, and deadlock on any lock that code held (a log stream, an
-exporter queue); it would also freeze the main thread, so a cleanup that waits
-for in-flight requests (the seed's ``complete_active_requests``) could never
-succeed. When the sequence is done, the main thread is woken with the same
-signal and our handler raises ``SystemExit(0)`` (clean) or ``SystemExit(1)``, so
-``finally`` blocks and ``atexit`` hooks still run; if the main thread does not
-exit within ``exit_grace_s`` (stuck in C code, or it swallowed SystemExit), the
-process exits with ``os._exit`` and the same code.
-
-A second SIGINT while shutting down exits at once with code 130 (the user
-pressed Ctrl-C twice); a second SIGTERM is ignored.
+On SIGTERM, SIGINT or :meth:`GracefulShutdown.initiate_shutdown`: readiness turns
+503, cleanups run by priority (each in its own thread, span and timeout), and the
+OTel providers flush last. The sequence and its signal handling: docs/health.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
+import logging
 import os
 import signal
 import sys
@@ -43,7 +20,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar, overload
 
-from otel_tdd.health_check import mark_shutting_down
+from opentelemetry import trace
+
+from otel_tdd import _runtime
+from otel_tdd._util import call_with_timeout, seconds
+from otel_tdd.health.status import mark_shutting_down
+from otel_tdd.lifecycle import shutdown as shutdown_telemetry
 
 __all__ = [
     "DEFAULT_CLEANUP_TIMEOUT_S",
@@ -59,6 +41,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PRIORITY = 100
 DEFAULT_CLEANUP_TIMEOUT_S = 10.0
 FORCED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+_log = logging.getLogger("otel_tdd.shutdown")
 
 # Set in a cleanup's context, so initiate_shutdown() from inside a cleanup fails fast
 # instead of waiting for the shutdown it is part of.
@@ -109,15 +93,6 @@ class _Cleanup:
     seq: int
 
 
-def _seconds(what: str, value: object, *, allow_zero: bool = False) -> float:
-    expected = "a number of seconds >= 0" if allow_zero else "a number of seconds > 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what}={value!r} is invalid: expected {expected}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{what}={value!r} is invalid: expected {expected}")
-    return float(value)
-
-
 def _signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
@@ -147,10 +122,10 @@ class GracefulShutdown:
         exit_grace_s: float = 5.0,
         flush_telemetry: bool = True,
     ) -> None:
-        self.cleanup_timeout_s = _seconds("cleanup_timeout_s", cleanup_timeout_s)
-        self.drain_s = _seconds("drain_s", drain_s, allow_zero=True)
-        self.flush_timeout_s = _seconds("flush_timeout_s", flush_timeout_s)
-        self.exit_grace_s = _seconds("exit_grace_s", exit_grace_s)
+        self.cleanup_timeout_s = seconds("cleanup_timeout_s", cleanup_timeout_s)
+        self.drain_s = seconds("drain_s", drain_s, allow_zero=True)
+        self.flush_timeout_s = seconds("flush_timeout_s", flush_timeout_s)
+        self.exit_grace_s = seconds("exit_grace_s", exit_grace_s)
         self.flush_telemetry = flush_telemetry
         self._cleanups: list[_Cleanup] = []
         self._seq = 0
@@ -206,7 +181,7 @@ class GracefulShutdown:
         """
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority={priority!r} is invalid: expected an int (lower runs first)")
-        timeout = self.cleanup_timeout_s if timeout_s is None else _seconds("timeout_s", timeout_s)
+        timeout = self.cleanup_timeout_s if timeout_s is None else seconds("timeout_s", timeout_s)
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValueError(f"name={name!r} is invalid: expected a non-empty string")
         if func is None:
@@ -356,35 +331,30 @@ class GracefulShutdown:
         return result
 
     def _run(self, reason: str, cleanups: list[_Cleanup]) -> ShutdownResult:
-        from opentelemetry import trace
-
-        from otel_tdd import _runtime, lifecycle
-        from otel_tdd.structured_logging import StructuredLogger
-
         started = time.monotonic()
         mark_shutting_down()  # first: readiness turns 503 before anything stops
-        logger = StructuredLogger("otel_tdd.shutdown")
         tracer = _runtime.current().tracer
         outcomes: list[CleanupOutcome] = []
         with tracer.start_as_current_span(
             "graceful_shutdown", attributes={"shutdown.reason": reason}
         ) as span:
-            logger.info(
+            _log.info(
                 "Graceful shutdown started",
-                {"reason": reason, "cleanups": [c.name for c in cleanups]},
+                extra={"reason": reason, "cleanups": [c.name for c in cleanups]},
             )
             if self.drain_s:
                 time.sleep(self.drain_s)
             for cleanup in cleanups:
-                outcomes.append(self._run_cleanup(cleanup, logger, tracer))
+                outcomes.append(self._run_cleanup(cleanup, tracer))
             failed = [o.name for o in outcomes if o.status != "ok"]
             span.set_attribute("shutdown.cleanups", len(outcomes))
             span.set_attribute("shutdown.cleanups_failed", len(failed))
             if failed:
                 span.set_status(trace.StatusCode.ERROR, "cleanups failed: " + ", ".join(failed))
-            (logger.warning if failed else logger.info)(
+            _log.log(
+                logging.WARNING if failed else logging.INFO,
                 "Graceful shutdown: cleanups finished, flushing telemetry",
-                {
+                extra={
                     "reason": reason,
                     "failed": failed,
                     "outcomes": [
@@ -396,16 +366,15 @@ class GracefulShutdown:
         flushed = True
         if self.flush_telemetry:
             # Last: every record above, and every cleanup's own, goes out with this flush.
-            # False when anything was lost; sdk.shutdown() has said what, in one line.
-            flushed = lifecycle.shutdown(int(self.flush_timeout_s * 1000))
+            # False when anything was lost; shutdown_telemetry() has said what, in one line.
+            flushed = shutdown_telemetry(int(self.flush_timeout_s * 1000))
         return ShutdownResult(reason, tuple(outcomes), flushed, time.monotonic() - started)
 
-    def _run_cleanup(self, cleanup: _Cleanup, logger: Any, tracer: Any) -> CleanupOutcome:
-        box: dict[str, Any] = {}
-        finished = threading.Event()
+    def _run_cleanup(self, cleanup: _Cleanup, tracer: trace.Tracer) -> CleanupOutcome:
+        where = {"cleanup": cleanup.name, "priority": cleanup.priority}
 
         def invoke() -> None:
-            _IN_CLEANUP.set(self)
+            _IN_CLEANUP.set(self)  # in the call's own context copy
             with tracer.start_as_current_span(
                 f"cleanup {cleanup.name}",
                 attributes={
@@ -417,51 +386,32 @@ class GracefulShutdown:
             ):
                 try:
                     cleanup.func()
-                except BaseException as error:  # SystemExit in a cleanup must not end the run
-                    box["error"] = f"{type(error).__name__}: {error}"
-                    logger.exception(
-                        f"Cleanup {cleanup.name} failed",
-                        {"cleanup": cleanup.name, "priority": cleanup.priority},
-                    )
+                except BaseException:  # SystemExit in a cleanup must not end the run
+                    # Logged here, inside the cleanup's span: the record joins its trace.
+                    _log.exception("Cleanup %s failed", cleanup.name, extra=where)
                     raise
 
-        def target() -> None:
-            try:
-                invoke()
-            except BaseException:
-                pass  # recorded in box, logged and on the span
-            finally:
-                finished.set()
-
-        # Copied in this thread, so the cleanup's span is a child of graceful_shutdown
-        # (and _IN_CLEANUP, set inside, stays in the copy).
-        context = contextvars.copy_context()
+        # Started from this thread, so the cleanup's span is a child of graceful_shutdown.
         started = time.monotonic()
-        thread = threading.Thread(
-            target=context.run, args=(target,), name=f"otel-tdd-cleanup-{cleanup.name}", daemon=True
-        )
-        thread.start()
-        done = finished.wait(cleanup.timeout_s)
-        duration = time.monotonic() - started
-        if not done:
-            logger.error(
-                f"Cleanup {cleanup.name} timed out after {cleanup.timeout_s:g}s",
-                {
-                    "cleanup": cleanup.name,
-                    "priority": cleanup.priority,
-                    "timeout_s": cleanup.timeout_s,
-                },
+        call = call_with_timeout(invoke, cleanup.timeout_s, name=f"otel-tdd-cleanup-{cleanup.name}")
+        if not call.done.is_set():
+            _log.error(
+                "Cleanup %s timed out after %gs",
+                cleanup.name,
+                cleanup.timeout_s,
+                extra={**where, "timeout_s": cleanup.timeout_s},
             )
             return CleanupOutcome(
                 cleanup.name,
                 cleanup.priority,
                 "timeout",
-                duration,
+                time.monotonic() - started,
                 f"timed out after {cleanup.timeout_s:g}s",
             )
-        if "error" in box:
-            return CleanupOutcome(cleanup.name, cleanup.priority, "error", duration, box["error"])
-        return CleanupOutcome(cleanup.name, cleanup.priority, "ok", duration)
+        if call.error is not None:
+            error = f"{type(call.error).__name__}: {call.error}"
+            return CleanupOutcome(cleanup.name, cleanup.priority, "error", call.duration_s, error)
+        return CleanupOutcome(cleanup.name, cleanup.priority, "ok", call.duration_s)
 
 
 def _hard_exit(code: int) -> None:

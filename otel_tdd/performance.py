@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
+import resource
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_tdd import _runtime
+from otel_tdd._util import rss_bytes
 from otel_tdd.alerting import on_threshold_exceeded
 from otel_tdd.emit import Emitter
 from otel_tdd.log_pipeline import MAX_MESSAGE_CHARS, text_of
@@ -31,18 +32,14 @@ from otel_tdd.redaction import Redactor
 __all__ = ["memory_usage_mb", "performance_context", "performance_tracked"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
 
 
 def memory_usage_mb() -> float:
-    """Resident memory of this process in MB (Linux /proc; peak RSS elsewhere)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return round(int(statm.read().split()[1]) * _PAGE_MB, 1)
-    except OSError:
-        import resource
-
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """Resident memory of this process in MB (peak RSS where the current one is unknown)."""
+    rss = rss_bytes()
+    if rss is not None:
+        return round(rss / (1024 * 1024), 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 _default_logger = Emitter("otel_tdd.performance")

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from otel_tdd import health_check
+from otel_tdd import _runtime
+from otel_tdd.health import monitor
 from otel_tdd.health_check import (
     HealthMonitor,
     HealthResponse,
@@ -402,7 +403,7 @@ def test_liveness_fails_when_a_check_run_is_stuck_beyond_every_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     health = HealthMonitor(default_timeout_s=0.1)
-    monkeypatch.setattr(health_check, "STUCK_GRACE_S", 0.0)
+    monkeypatch.setattr(monitor, "STUCK_GRACE_S", 0.0)
     health._run_started = time.monotonic() - 1.0  # a run that never ended
     wedged = health.get_liveness_status()
     assert wedged.status_code == 503
@@ -607,7 +608,7 @@ def test_alertmanager_check_without_a_url_fails_at_registration(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("OTEL_TDD_ALERTMANAGER_URL", raising=False)
-    monkeypatch.setattr(health_check._runtime, "RUNTIME", None)
+    monkeypatch.setattr(_runtime, "RUNTIME", None)
     with pytest.raises(ValueError, match="OTEL_TDD_ALERTMANAGER_URL"):
         alertmanager_check()
 
