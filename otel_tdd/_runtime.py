@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
 
-    from otel_tdd.log_pipeline import LogPipeline
+    from otel_tdd.logs.pipeline import LogPipeline
     from otel_tdd.redaction import Redactor
 
 __all__ = ["RUNTIME", "Runtime", "current", "generation", "settings"]

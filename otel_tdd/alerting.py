@@ -31,7 +31,7 @@ from opentelemetry import trace
 
 from otel_tdd import _runtime
 from otel_tdd.config import without_password
-from otel_tdd.log_pipeline import json_safe
+from otel_tdd.logs.safe import json_safe
 
 if TYPE_CHECKING:
     from otel_tdd.structured_logging import StructuredLogger

@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 from opentelemetry import baggage, context, trace
 
 from otel_tdd import _runtime
+from otel_tdd.logs.record import BAGGAGE_IDS
 
 __all__ = [
     "BAGGAGE_KEYS",
@@ -35,10 +36,8 @@ __all__ = [
     "wrap_with_context",
 ]
 
-USER_ID = "user_id"
-SESSION_ID = "session_id"
-REQUEST_ID = "request_id"
-BAGGAGE_KEYS = (USER_ID, SESSION_ID, REQUEST_ID)
+BAGGAGE_KEYS = BAGGAGE_IDS  # the record's list (otel_tdd.logs.record)
+USER_ID, SESSION_ID, REQUEST_ID = BAGGAGE_KEYS
 SPAN_NAME = "correlation_context"
 
 P = ParamSpec("P")
@@ -47,7 +46,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class CorrelationIds:
-    """The IDs every record carries. ``correlation_id`` equals ``trace_id``."""
+    """The IDs every record carries (``logs.record.ID_FIELDS``). ``correlation_id`` equals
+    ``trace_id``."""
 
     correlation_id: str | None
     trace_id: str | None

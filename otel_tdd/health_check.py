@@ -147,7 +147,7 @@ class HealthResponse(NamedTuple):
         try:
             return orjson.dumps(self.body, default=repr, option=orjson.OPT_NON_STR_KEYS)
         except Exception:
-            from otel_tdd.log_pipeline import _sanitize
+            from otel_tdd.logs.safe import sanitize as _sanitize
 
             return orjson.dumps(_sanitize(self.body), option=orjson.OPT_NON_STR_KEYS)
 

@@ -45,9 +45,10 @@ from otel_tdd.export_accounting import (
     dropped_totals,
     record_dropped,
 )
-from otel_tdd.log_pipeline import TraceIdSampler, build_pipeline
+from otel_tdd.logs.handler import JsonLogHandler
+from otel_tdd.logs.pipeline import build_pipeline
+from otel_tdd.logs.steps import TraceIdSampler
 from otel_tdd.redaction import Redactor
-from otel_tdd.structured_logging import JsonLogHandler
 from otel_tdd.version import __version__
 
 if TYPE_CHECKING:
@@ -254,14 +255,14 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
     for handler in list(root.handlers):
         if isinstance(handler, JsonLogHandler):
             root.removeHandler(handler)
-    from otel_tdd.auto import framework_logs
+    from otel_tdd.logs import framework as framework_logs
 
     framework_logs.set_enabled(settings.capture_logging and settings.framework_logs)
     if not settings.capture_logging:
         return None
     handler = JsonLogHandler()
     root.addHandler(handler)
-    from otel_tdd import logging_guard
+    from otel_tdd.logs import guard as logging_guard
 
     # The app's own basicConfig/dictConfig/fileConfig keep their effect and not ours away.
     logging_guard.install(
@@ -275,7 +276,7 @@ def _install_logging(settings: Settings) -> JsonLogHandler | None:
 
 
 def _remove_logging(handler: JsonLogHandler) -> None:
-    from otel_tdd import logging_guard
+    from otel_tdd.logs import guard as logging_guard
 
     logging_guard.uninstall(handler)
     logging.getLogger().removeHandler(handler)

@@ -71,7 +71,8 @@ def _record_exception(span: Span, error: BaseException, runtime: _runtime.Runtim
     The SDK's own puts ``str(error)`` and the traceback on the span as they are: a
     connection string or a card number in an error message would be exported.
     """
-    from otel_tdd.log_pipeline import MAX_MESSAGE_CHARS, text_of
+    from otel_tdd.logs.record import MAX_MESSAGE_CHARS
+    from otel_tdd.logs.safe import text_of
     from otel_tdd.redaction import Redactor
 
     redactor = runtime.redactor if runtime is not None else Redactor()

@@ -78,7 +78,7 @@ def _setup_logging(
         if format:
             file_handler.setFormatter(logging.Formatter(format))
         root.addHandler(file_handler)
-        from otel_tdd import logging_guard
+        from otel_tdd.logs import guard as logging_guard
 
         logging_guard.after_config("celery --logfile")
     # Celery sends these after its own setup only; apps hook them to add handlers.

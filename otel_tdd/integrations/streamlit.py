@@ -151,7 +151,7 @@ def _json_instead_of_rich(wrapped: Any, _instance: Any, args: Any, kwargs: Any) 
     record with the traceback) instead of a rich panel printed beside the JSON lines."""
     errors = getattr(_in_rerun, "errors", None)
     exception = args[0] if args else kwargs.get("e")
-    from otel_tdd.auto import framework_logs
+    from otel_tdd.logs import framework as framework_logs
 
     if errors is None or not isinstance(exception, BaseException) or not framework_logs.to_json():
         return wrapped(*args, **kwargs)

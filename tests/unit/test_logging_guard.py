@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry import context, trace
 
-from otel_tdd import logging_guard
+from otel_tdd.logs import guard as logging_guard
 from otel_tdd.structured_logging import JsonLogHandler
 from otel_tdd.testing import Capture, capture_telemetry
 
