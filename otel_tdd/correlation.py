@@ -1,13 +1,7 @@
-"""Correlation is the trace context: no second ID system.
-
-``correlation_id`` is the active trace id. ``user_id``, ``session_id`` and
-``request_id`` ride in W3C baggage, so they follow the trace across threads
-(with :func:`wrap_with_context` / :class:`ContextThreadPoolExecutor`), asyncio tasks
-(which copy the context themselves) and HTTP hops (:func:`inject_headers` /
-:func:`extract_context`, through the globally configured propagators).
-
-Baggage is sent to every downstream service a request calls; keep it to IDs,
-never put secrets or personal data beyond an opaque user id in it.
+"""Correlation is the trace context: ``correlation_id`` is the active trace id, and
+``user_id``, ``session_id``, ``request_id`` ride in W3C baggage across threads, asyncio
+tasks and HTTP hops. Baggage goes to every downstream service: keep it to opaque IDs
+(docs/logging.md, "Correlation").
 """
 
 from __future__ import annotations

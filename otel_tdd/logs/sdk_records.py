@@ -1,11 +1,8 @@
 """The SDK's log records, built from fields we already hold and know are valid.
 
-Half of the cost of emitting a record was the SDK re-deriving and re-checking
-what the pipeline had settled (docs/logging.md, "SDK internals"). The records are
-built here and handed to the SDK's own ``Logger.emit``; :func:`fast_path_works`
-compares one record built both ways at start-up, and the caller falls back to the
-SDK's path if they differ. The private accesses are :func:`log_record_limits`,
-:func:`bounded` and the ``ReadWriteLogRecord`` layout that :func:`_same` checks.
+Half the cost of emitting a record was the SDK re-checking what the pipeline had settled
+(docs/logging.md, "SDK internals"). :func:`fast_path_works` compares one record built
+both ways at start-up; private accesses: :func:`log_record_limits`, :func:`bounded`.
 """
 
 from __future__ import annotations
