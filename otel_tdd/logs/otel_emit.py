@@ -91,7 +91,7 @@ class EmitToOTel:
     would feed itself.
 
     When every attribute is one we know valid (string ids, a plain ``data`` map)
-    the SDK record is built without re-cleaning them (otel_tdd/sdk_records.py);
+    the SDK record is built without re-cleaning them (otel_tdd/logs/sdk_records.py);
     anything else goes through the SDK's own checks.
     """
 
