@@ -2,7 +2,8 @@
 
 Half the cost of emitting a record was the SDK re-checking what the pipeline had settled
 (docs/logging.md, "SDK internals"). :func:`fast_path_works` compares one record built
-both ways at start-up; private accesses: :func:`log_record_limits`, :func:`bounded`.
+both ways at start-up. Private accesses: :func:`log_record_limits`, :func:`bounded`,
+:func:`read_write_record` and the record layout that :func:`_same` checks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "fast_path_works",
     "fast_target",
     "log_record_limits",
+    "read_write_record",
 ]
 
 _RECORD_FIELDS = frozenset(
@@ -126,6 +128,16 @@ def bounded(attributes: dict[str, Any], limits: LogRecordLimits) -> BoundedAttri
     return result
 
 
+def read_write_record(
+    record: LogRecord, resource: Resource, scope: InstrumentationScope, limits: LogRecordLimits
+) -> ReadWriteLogRecord:
+    """The SDK's own ``ReadWriteLogRecord`` for an API record, as ``Logger.emit`` builds it
+    (its private ``_from_api_log_record``)."""
+    return ReadWriteLogRecord._from_api_log_record(
+        record=record, resource=resource, instrumentation_scope=scope, limits=limits
+    )
+
+
 def fast_target(logger: object) -> tuple[SDKLogger, LogRecordLimits] | None:
     """(the SDK Logger, its record limits) when the fast path may skip cleaning.
 
@@ -179,8 +191,8 @@ def _probe(logger: SDKLogger, limits: LogRecordLimits) -> bool:
         bounded(dict(attributes), limits),
     )
     ours = ValidReadWriteLogRecord(record, logger.resource, logger.instrumentation_scope, limits)
-    sdk = ReadWriteLogRecord._from_api_log_record(  # what Logger.emit calls
-        record=LogRecord(
+    sdk = read_write_record(  # what Logger.emit calls
+        LogRecord(
             timestamp=1,
             observed_timestamp=2,
             context=context,
@@ -189,9 +201,9 @@ def _probe(logger: SDKLogger, limits: LogRecordLimits) -> bool:
             body="m",
             attributes=dict(attributes),
         ),
-        resource=logger.resource,
-        instrumentation_scope=logger.instrumentation_scope,
-        limits=limits,
+        logger.resource,
+        logger.instrumentation_scope,
+        limits,
     )
     return _same(ours, sdk, attributes)
 
