@@ -30,7 +30,7 @@ class JsonLogHandler(logging.Handler):
 
     def __init__(self, level: int = logging.NOTSET) -> None:
         super().__init__(level)
-        # Set by otel_tdd.logging_guard once the app configured logging: True for a record
+        # Set by otel_tdd.logs.guard once the app configured logging: True for a record
         # the app's own console handlers have, which then goes over OTLP only.
         self.app_owns_record: Callable[[logging.LogRecord], bool] | None = None
         self._json_less: tuple[object, LogPipeline | None] = (None, None)

@@ -1,4 +1,4 @@
-"""otel_tdd.logging_guard in one process: the app's logging configuration and ours, both kept.
+"""otel_tdd.logs.guard in one process: the app's logging configuration and ours, both kept.
 
 The end-to-end proof (bare vs ``otel-tdd run``, real Collector) is
 tests/compat/test_logging_config.py; these pin each rule fast, with the in-memory
