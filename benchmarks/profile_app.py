@@ -56,7 +56,7 @@ COMPONENTS = (
     ("otel-tdd logging (JSON, redaction, guard)", "otel_tdd/structured_logging"),
     ("otel-tdd logging (JSON, redaction, guard)", "otel_tdd/logging"),
     ("otel-tdd logging (JSON, redaction, guard)", "otel_tdd/redact"),
-    ("otel-tdd framework_logs", "otel_tdd/auto/framework_logs"),
+    ("otel-tdd framework_logs", "otel_tdd/logs/framework"),
     ("otel-tdd other", "otel_tdd/"),
 )
 APP = "app + Flask/Django + gunicorn + requests (and the stdlib they call)"

@@ -49,8 +49,8 @@ from otel_tdd.correlation import continue_from_headers
 from otel_tdd.graceful_shutdown import GracefulShutdown
 from otel_tdd.health_check import HealthMonitor, memory_check, set_default_monitor
 from otel_tdd.metrics import catalog
-from otel_tdd.structured_logging import StructuredLogger, correlation_context
 from otel_tdd.performance import memory_usage_mb
+from otel_tdd.structured_logging import StructuredLogger, correlation_context
 
 logger = StructuredLogger("tdd_application")
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         wrap_with_context,
     )
     from otel_tdd.lifecycle import configure, force_flush, is_configured, shutdown
-    from otel_tdd.log_handler import JsonLogHandler
+    from otel_tdd.logs.handler import JsonLogHandler
     from otel_tdd.metrics import catalog
     from otel_tdd.ops_server import render_prometheus
     from otel_tdd.performance import performance_context, performance_tracked
@@ -59,7 +59,7 @@ _EXPORTS: dict[str, str] = {
     "is_configured": "otel_tdd.lifecycle",
     "render_prometheus": "otel_tdd.ops_server",
     "shutdown": "otel_tdd.lifecycle",
-    "JsonLogHandler": "otel_tdd.log_handler",
+    "JsonLogHandler": "otel_tdd.logs.handler",
     "StructuredLogger": "otel_tdd.structured_logging",
     "performance_context": "otel_tdd.performance",
     "performance_tracked": "otel_tdd.performance",
@@ -73,7 +73,7 @@ def _autoconfigure() -> object:
 
 
 def _framework_logs(enabled: bool) -> None:
-    forwarding = importlib.import_module("otel_tdd.auto.framework_logs")
+    forwarding = importlib.import_module("otel_tdd.logs.framework")
     forwarding.set_enabled(enabled)
     if enabled:
         forwarding.install()

@@ -1,7 +1,7 @@
 """Callables that ``otel_tdd/__init__`` registers for layers below the code they reach.
 
 ``_runtime.current()`` configures through ``autoconfigure``; ``lifecycle`` switches
-the web servers' log forwarding (``otel_tdd.auto``) through ``framework_logs``.
+the web servers' log forwarding (``otel_tdd.logs.framework``) through ``framework_logs``.
 No imports: ``otel-tdd run`` and ``--help`` import the package (docs/benchmarks.md).
 """
 

@@ -26,6 +26,7 @@ __all__ = [
     "BAGGAGE_KEY",
     "SDK_VERSION",
     "SPAN_KEY",
+    "SUPPRESS_INSTRUMENTATION_KEY",
     "TESTED",
     "batch_queue",
     "exporter_preferences",
@@ -46,6 +47,8 @@ TESTED = ((1, 45),)
 # from one get_current() saves four API calls per log record (docs/benchmarks.md).
 SPAN_KEY: str = trace_propagation._SPAN_KEY
 BAGGAGE_KEY: str = baggage._BAGGAGE_KEY
+# The Context key the SDK's exporters set around their own requests.
+SUPPRESS_INSTRUMENTATION_KEY: str = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 # The API's get_current() only forwards to the runtime context's method: binding that
 # method once saves a frame per record. The API's own function where it is not there.
 _runtime_context = getattr(otel_context, "_RUNTIME_CONTEXT", None)

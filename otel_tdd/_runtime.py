@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from otel_tdd.alerting import AlertmanagerClient
     from otel_tdd.config import Settings
-    from otel_tdd.log_pipeline import LogPipeline
+    from otel_tdd.logs.pipeline import LogPipeline
     from otel_tdd.ops_server import OpsServer
     from otel_tdd.redaction import Redactor
 

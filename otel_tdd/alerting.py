@@ -27,7 +27,7 @@ from opentelemetry import trace
 from otel_tdd import _runtime
 from otel_tdd.config import without_password
 from otel_tdd.emit import Emitter
-from otel_tdd.log_pipeline import json_safe
+from otel_tdd.logs.safe import json_safe
 from otel_tdd.metrics import catalog
 
 __all__ = [

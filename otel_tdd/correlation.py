@@ -1,13 +1,7 @@
-"""Correlation is the trace context: no second ID system.
-
-``correlation_id`` is the active trace id. ``user_id``, ``session_id`` and
-``request_id`` ride in W3C baggage, so they follow the trace across threads
-(with :func:`wrap_with_context` / :class:`ContextThreadPoolExecutor`), asyncio tasks
-(which copy the context themselves) and HTTP hops (:func:`inject_headers` /
-:func:`extract_context`, through the globally configured propagators).
-
-Baggage is sent to every downstream service a request calls; keep it to IDs,
-never put secrets or personal data beyond an opaque user id in it.
+"""Correlation is the trace context: ``correlation_id`` is the active trace id, and
+``user_id``, ``session_id``, ``request_id`` ride in W3C baggage across threads, asyncio
+tasks and HTTP hops. Baggage goes to every downstream service: keep it to opaque IDs
+(docs/logging.md, "Correlation").
 """
 
 from __future__ import annotations
@@ -22,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 from opentelemetry import baggage, context, trace
 
 from otel_tdd import _runtime
+from otel_tdd.logs.record import BAGGAGE_IDS
 
 __all__ = [
     "BAGGAGE_KEYS",
@@ -35,10 +30,8 @@ __all__ = [
     "wrap_with_context",
 ]
 
-USER_ID = "user_id"
-SESSION_ID = "session_id"
-REQUEST_ID = "request_id"
-BAGGAGE_KEYS = (USER_ID, SESSION_ID, REQUEST_ID)
+BAGGAGE_KEYS = BAGGAGE_IDS  # the record's list (otel_tdd.logs.record)
+USER_ID, SESSION_ID, REQUEST_ID = BAGGAGE_KEYS
 SPAN_NAME = "correlation_context"
 
 P = ParamSpec("P")
@@ -47,7 +40,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class CorrelationIds:
-    """The IDs every record carries. ``correlation_id`` equals ``trace_id``."""
+    """The IDs every record carries (``logs.record.ID_FIELDS``). ``correlation_id`` equals
+    ``trace_id``."""
 
     correlation_id: str | None
     trace_id: str | None

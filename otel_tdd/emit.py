@@ -15,28 +15,11 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from otel_tdd import _runtime
-from otel_tdd.log_pipeline import (
-    SPAN_KEY,
-    EventDict,
-    TraceIdSampler,
-    format_timestamp,
-    get_current_context,
-    text_of,
-)
+from otel_tdd.logs.record import LEVEL_NAMES, EventDict, format_timestamp, level_name
+from otel_tdd.logs.safe import text_of
+from otel_tdd.logs.steps import SPAN_KEY, TraceIdSampler, get_current_context
 
 __all__ = ["LEVEL_NAMES", "Emitter", "level_name"]
-
-LEVEL_NAMES = {
-    logging.DEBUG: "DEBUG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARNING",
-    logging.ERROR: "ERROR",
-    logging.CRITICAL: "CRITICAL",
-}
-
-
-def level_name(level: int) -> str:
-    return LEVEL_NAMES.get(level) or logging.getLevelName(level)
 
 
 class Emitter:

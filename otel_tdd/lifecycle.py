@@ -1,7 +1,7 @@
 """``configure()``, ``force_flush()`` and ``shutdown()``: build everything, then install it.
 
 Providers come from :mod:`otel_tdd.providers`, the log pipelines from
-:mod:`otel_tdd.log_pipeline`; everything is built before anything is installed,
+:mod:`otel_tdd.logs.pipeline`; everything is built before anything is installed,
 so a failure leaves nothing half-configured. ``shutdown()`` is bounded and says
 what was lost.
 """
@@ -19,12 +19,14 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
-from otel_tdd import _hooks, _otel_private, _runtime, logging_guard
+from otel_tdd import _hooks, _otel_private, _runtime
 from otel_tdd._util import ReportOnce
 from otel_tdd.config import ConfigError, Settings, load_settings
 from otel_tdd.export_accounting import ExportDeadline, dropped_totals, record_dropped
-from otel_tdd.log_handler import JsonLogHandler
-from otel_tdd.log_pipeline import TraceIdSampler, build_pipeline
+from otel_tdd.logs import guard as logging_guard
+from otel_tdd.logs.handler import JsonLogHandler
+from otel_tdd.logs.pipeline import build_pipeline
+from otel_tdd.logs.steps import TraceIdSampler
 from otel_tdd.metrics import catalog
 from otel_tdd.ops_server import start_ops_server
 from otel_tdd.providers import INSTRUMENTATION_NAME, Providers, TestHooks, build_providers

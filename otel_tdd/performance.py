@@ -25,7 +25,8 @@ from otel_tdd import _runtime
 from otel_tdd._util import rss_bytes
 from otel_tdd.alerting import on_threshold_exceeded
 from otel_tdd.emit import Emitter
-from otel_tdd.log_pipeline import MAX_MESSAGE_CHARS, text_of
+from otel_tdd.logs.record import MAX_MESSAGE_CHARS
+from otel_tdd.logs.safe import text_of
 from otel_tdd.metrics import catalog
 from otel_tdd.redaction import Redactor
 

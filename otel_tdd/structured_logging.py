@@ -17,8 +17,8 @@ from typing import Any, TypeVar, overload
 from otel_tdd import _runtime, alerting, performance, security
 from otel_tdd.correlation import correlation_context
 from otel_tdd.emit import LEVEL_NAMES, Emitter
-from otel_tdd.log_handler import JsonLogHandler, iter_json_lines
-from otel_tdd.log_pipeline import RateLimit, get_current_context, rate_limit_scope
+from otel_tdd.logs.handler import JsonLogHandler, iter_json_lines
+from otel_tdd.logs.steps import RateLimit, get_current_context, rate_limit_scope
 
 __all__ = [
     "LEVEL_NAMES",

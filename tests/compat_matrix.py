@@ -34,7 +34,7 @@ INSTRUMENTATION: dict[str, tuple[str, ...]] = {
         "opentelemetry-instrumentation-sqlalchemy",
         "opentelemetry-instrumentation-psycopg",
     ),
-    "stdlib logging (otel-tdd guard)": ("otel-tdd",),  # otel_tdd/logging_guard.py
+    "stdlib logging (otel-tdd guard)": ("otel-tdd",),  # otel_tdd/logs/guard.py
 }
 # Checked with `pip index versions --pre opentelemetry-instrumentation-X` (2026-12-02).
 REGISTRY_GAPS = [

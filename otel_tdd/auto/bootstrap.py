@@ -141,7 +141,7 @@ def _handle_sigterm() -> None:
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Hand the signal to GracefulShutdown, imported now rather than at every start."""
     try:
-        from otel_tdd.graceful_shutdown import GracefulShutdown
+        from otel_tdd.graceful_shutdown import GracefulShutdown  # deferred: not at every start
     except ImportError:
         # No GracefulShutdown: leave through the interpreter, so atexit flushes.
         signal.signal(signum, signal.SIG_DFL)
@@ -354,7 +354,9 @@ def _activate_now(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
 def _install_glue_for_exceptions() -> None:
     """A server's record of an exception logged after its span ended gets that span's trace."""
     try:
-        from otel_tdd.integrations import exceptions  # deferred: a framework's glue, on use
+        from otel_tdd.logs import (
+            exception_spans as exceptions,  # deferred: a framework's glue, on use
+        )
 
         exceptions.install()
     except Exception as error:

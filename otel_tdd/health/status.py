@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from otel_tdd import _runtime
-from otel_tdd.log_pipeline import json_safe
+from otel_tdd.logs.safe import json_safe
 from otel_tdd.redaction import Redactor
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 aiohttp logs "Error handling request" in ``RequestHandler.log_exception`` after
 the instrumentation's middleware ended the request's span; run in the context of
-the span that recorded the exception (:mod:`otel_tdd.integrations.exceptions`),
+the span that recorded the exception (:mod:`otel_tdd.logs.exception_spans`),
 the record carries the request's trace and span id. Installed once the
 ``aiohttp-server`` instrumentor is active (:mod:`otel_tdd.auto.bootstrap`);
 tested with aiohttp 3.14.
@@ -16,7 +16,7 @@ from typing import Any
 import wrapt
 
 from otel_tdd._import_hooks import when_imported
-from otel_tdd.integrations.exceptions import in_recording_span
+from otel_tdd.logs.exception_spans import in_recording_span
 
 __all__ = ["install"]
 

@@ -10,8 +10,9 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from otel_tdd import lifecycle, logging_guard
+from otel_tdd import lifecycle
 from otel_tdd._import_hooks import when_imported
+from otel_tdd.logs import guard as logging_guard
 
 __all__ = ["install"]
 

@@ -20,9 +20,9 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 
 from otel_tdd._import_hooks import when_imported
 from otel_tdd._util import ReportOnce
-from otel_tdd.auto import framework_logs
 from otel_tdd.correlation import SESSION_ID
 from otel_tdd.health_check import default_monitor
+from otel_tdd.logs import framework as framework_logs
 from otel_tdd.metrics import catalog
 from otel_tdd.version import __version__
 

@@ -4,7 +4,7 @@ Each app is the same small job (a span around a few records at DEBUG, INFO and
 ERROR, one failing step) with one of the ways real apps set logging up:
 ``basicConfig`` (plain and ``force=True``), ``dictConfig`` (a root section, and a
 named logger with its own console handler that propagates) and ``fileConfig``.
-Before otel_tdd/logging_guard.py, under the wrapper, the first lost its DEBUG lines
+Before otel_tdd/logs/guard.py, under the wrapper, the first lost its DEBUG lines
 and its format, the root-replacing ones lost every OTLP log record silently, and
 the named logger printed each line twice.
 

@@ -3,8 +3,8 @@
 
 uvicorn configures its loggers (its ``LOGGING_CONFIG``, through ``dictConfig``)
 before it imports the app; the app then puts its own console on the root logger.
-otel_tdd/auto/framework_logs.py hands uvicorn's default consoles to our JSON and
-otel_tdd/logging_guard.py keeps the app's console; once the app owns the console,
+otel_tdd/logs/framework.py hands uvicorn's default consoles to our JSON and
+otel_tdd/logs/guard.py keeps the app's console; once the app owns the console,
 both print as without otel-tdd (the app's lines in its format, uvicorn's in
 uvicorn's), no JSON line repeats them, and every record still reaches OTLP with the
 request's trace. After the two were merged, uvicorn's lines were marked as written by

@@ -123,7 +123,7 @@ def test_configure_registers_one_fork_hook_per_process_and_holds_no_pipeline() -
         import gc
         import otel_tdd
         from otel_tdd import _runtime
-        from otel_tdd.log_pipeline import AddContext
+        from otel_tdd.logs.steps import AddContext
         for i in range(50):
             otel_tdd.configure("x", log_stream="none")
             otel_tdd.shutdown()

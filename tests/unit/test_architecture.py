@@ -147,10 +147,26 @@ def _imports_package(node: Import, in_package: bool) -> bool:
     return module == PACKAGE or module.startswith(f"{PACKAGE}.")
 
 
-def _has_reason(comments: dict[int, str], node: Import) -> bool:
-    """A comment on one of the statement's lines that says more than a tool directive."""
+def _lines_above(lines: list[str], node: Import) -> range:
+    """The comment block just above the statement: comment lines and the imports of the
+    same block (a reason written once above `from a import x` / `from b import y`)."""
+    first = node.lineno - 1
+    while first > 0 and (
+        lines[first - 1].lstrip().startswith(("#", "from ", "import "))
+        or not lines[first - 1].strip()
+    ):
+        first -= 1
+    return range(first + 1, node.lineno)
+
+
+def _has_reason(comments: dict[int, str], node: Import, lines: list[str] | None = None) -> bool:
+    """A comment on one of the statement's lines, or in the comment block just above it,
+    that says more than a tool directive."""
     assert node.end_lineno is not None
-    texts = (comments.get(line, "") for line in range(node.lineno, node.end_lineno + 1))
+    numbers = list(range(node.lineno, node.end_lineno + 1))
+    if lines is not None:
+        numbers += _lines_above(lines, node)
+    texts = (comments.get(line, "") for line in numbers)
     return any(len(_DIRECTIVE.sub("", text).strip(" :,;")) >= MIN_REASON_CHARS for text in texts)
 
 
@@ -162,7 +178,7 @@ def import_offenders() -> list[Offender]:
         comments = _comments(source.text) if inside else {}
         lines = source.text.splitlines()
         for function, node in inside:
-            if not _has_reason(comments, node):
+            if not _has_reason(comments, node, lines):
                 statement = " ".join(" ".join(lines[node.lineno - 1 : node.end_lineno]).split())
                 text = f"{source.name}:{node.lineno} in {function}(): {statement}"
                 offenders.append((1, source.name, node.lineno, text))
@@ -211,6 +227,19 @@ def test_the_limits_see_the_code() -> None:
     ]
     assert [_imports_package(n, in_package=False) for _, n in scan.imports][2] is False
     assert [_has_reason(comments, n) for _, n in scan.imports] == [False, True, False, False, True]
+    above = (
+        "def f():\n"
+        "    x = 1\n"
+        "    # Deferred: the command line must not pay for it.\n"
+        "    from otel_tdd import a\n"
+        "\n"
+        "    from otel_tdd import b\n"
+        "    y = 2\n"
+        "    from otel_tdd import c\n"
+    )
+    lines = above.splitlines()
+    found = [_has_reason(_comments(above), n, lines) for _, n in _scan(above).imports]
+    assert found == [True, True, False]
 
 
 def _fail_with(offenders: list[Offender], what: str, limit: str) -> None:
@@ -239,5 +268,6 @@ def test_no_package_import_inside_a_function_without_a_reason() -> None:
     _fail_with(
         import_offenders(),
         "imports of otel_tdd inside a function",
-        "move each to the top of its module, or say why on its line: `# deferred: <reason>`",
+        "move each to the top of its module, or say why on its line or just above it: "
+        "`# deferred: <reason>`",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_tdd.integrations import exceptions
+from otel_tdd.logs import exception_spans as exceptions
 
 
 def test_the_recording_span_is_current_while_its_exception_is_logged_later() -> None:

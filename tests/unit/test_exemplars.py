@@ -59,9 +59,9 @@ def test_generator_and_context_durations_carry_their_spans(otel_capture: Capture
         for attributes, point in otel_capture.metrics()["tdd_operation_duration_seconds"]
     }
     for name in ("rows", "block"):
-        assert {e.span_id for e in by_operation[name].exemplars} == {
-            spans[name].context.span_id
-        }, name
+        assert {e.span_id for e in by_operation[name].exemplars} == {spans[name].context.span_id}, (
+            name
+        )
 
 
 def test_response_time_recorded_in_a_request_span_carries_its_trace(

@@ -14,8 +14,9 @@ import pytest
 from opentelemetry import trace
 
 import otel_tdd
-from otel_tdd import lifecycle, logging_guard
-from otel_tdd.auto import framework_logs
+from otel_tdd import lifecycle
+from otel_tdd.logs import framework as framework_logs
+from otel_tdd.logs import guard as logging_guard
 from otel_tdd.structured_logging import JsonLogHandler
 from otel_tdd.testing import Capture, capture_telemetry, reset
 

@@ -22,7 +22,7 @@ from otel_tdd import _runtime, lifecycle
 from otel_tdd.alerting import AlertmanagerClient
 from otel_tdd.export_accounting import dropped_totals
 from otel_tdd.health_check import HealthMonitor, otlp_endpoint_check
-from otel_tdd.log_pipeline import MAX_RECORD_BYTES
+from otel_tdd.logs.record import MAX_RECORD_BYTES
 from otel_tdd.performance import performance_tracked
 from otel_tdd.redaction import REDACTED, Redactor
 from otel_tdd.structured_logging import JsonLogHandler, StructuredLogger, iter_json_lines
@@ -474,7 +474,7 @@ def test_a_failing_step_before_the_write_leaves_one_line_saying_so_and_counts_it
 
     before = dropped_totals().get("logs", 0)
     with capture_telemetry() as capture:
-        from otel_tdd import log_pipeline
+        from otel_tdd.logs import steps as log_pipeline
 
         monkeypatch.setattr(log_pipeline.AddContext, "__call__", broken)
         StructuredLogger("x").info("password=hunter2", {"k": 1})
@@ -510,7 +510,7 @@ def test_a_record_that_cannot_be_written_is_counted_never_raised() -> None:
 def test_a_hand_built_record_lacking_attributes_never_raises_from_handle() -> None:
     """``handle`` runs our filter and the app-owns check before ``emit`` builds the line:
     neither may raise into the app, whatever the record lacks; the record is counted."""
-    from otel_tdd.logging_guard import _NotOurTraffic
+    from otel_tdd.logs.guard import _NotOurTraffic
 
     def app_owns(_record: logging.LogRecord) -> bool:
         raise AttributeError("record has no name")

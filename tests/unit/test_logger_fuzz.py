@@ -22,7 +22,7 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 
 from otel_tdd import lifecycle
 from otel_tdd.export_accounting import dropped_totals
-from otel_tdd.log_pipeline import MAX_RECORD_BYTES
+from otel_tdd.logs.record import MAX_RECORD_BYTES
 from otel_tdd.structured_logging import JsonLogHandler, StructuredLogger
 from otel_tdd.testing import Capture, capture_telemetry, log_record_schema
 

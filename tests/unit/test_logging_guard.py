@@ -1,4 +1,4 @@
-"""otel_tdd.logging_guard in one process: the app's logging configuration and ours, both kept.
+"""otel_tdd.logs.guard in one process: the app's logging configuration and ours, both kept.
 
 The end-to-end proof (bare vs ``otel-tdd run``, real Collector) is
 tests/compat/test_logging_config.py; these pin each rule fast, with the in-memory
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry import context, trace
 
-from otel_tdd import logging_guard
+from otel_tdd.logs import guard as logging_guard
 from otel_tdd.structured_logging import JsonLogHandler
 from otel_tdd.testing import Capture, capture_telemetry
 

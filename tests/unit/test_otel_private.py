@@ -12,6 +12,7 @@ import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics import Counter, Histogram
@@ -126,3 +127,11 @@ def test_the_context_keys_find_the_current_span_and_baggage() -> None:
         finally:
             context.detach(token)
     provider.shutdown()
+
+
+def test_the_suppress_key_is_the_one_the_sdk_exporters_set() -> None:
+    token = context.attach(context.set_value(_otel_private.SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        assert not is_instrumentation_enabled()
+    finally:
+        context.detach(token)

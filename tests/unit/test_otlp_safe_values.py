@@ -13,7 +13,7 @@ import json
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from otel_tdd.log_pipeline import MAX_STRING_CHARS
+from otel_tdd.redaction import MAX_STRING_CHARS
 from otel_tdd.structured_logging import StructuredLogger
 from otel_tdd.testing import capture_telemetry
 

@@ -1,4 +1,4 @@
-"""EmitToOTel builds the SDK's log records itself (otel_tdd/_sdk_log_records.py).
+"""EmitToOTel builds the SDK's log records itself (otel_tdd/logs/sdk_records.py).
 
 These tests pin what that relies on in opentelemetry-sdk 1.45.x, and prove the
 records leaving the SDK are the ones its own ``Logger.emit(LogRecord(...))``
@@ -31,8 +31,9 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_tdd import _sdk_log_records
-from otel_tdd.log_pipeline import EmitToOTel, add_correlation
+from otel_tdd.logs import sdk_records as _sdk_log_records
+from otel_tdd.logs.otel_emit import EmitToOTel
+from otel_tdd.logs.steps import add_correlation
 from otel_tdd.structured_logging import StructuredLogger
 from otel_tdd.testing import capture_telemetry
 

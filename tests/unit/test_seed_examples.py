@@ -248,7 +248,7 @@ def test_rate_limited_suppresses_counts_and_reports(
     assert otel_capture.metric_value("tdd_log_records_suppressed_total") == 15
 
     # Roll the window: the next record says how many were hidden.
-    import otel_tdd.log_pipeline as pipeline
+    import otel_tdd.logs.steps as pipeline
 
     real_monotonic = pipeline.time.monotonic
     monkeypatch.setattr(pipeline.time, "monotonic", lambda: real_monotonic() + 61)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from otel_tdd.log_pipeline import WriteJson
+from otel_tdd.logs.render import WriteJson
 
 
 def event(message: str) -> dict[str, object]:

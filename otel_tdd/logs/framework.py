@@ -1,34 +1,10 @@
 """The servers' own log lines (uvicorn, gunicorn, Django, Streamlit) as our JSON, not plain text.
 
-The servers set their logging up at run time and give their loggers their own
-console handlers, most with ``propagate = False`` (uvicorn through
-``logging.config.dictConfig`` in ``Config.configure_logging``, gunicorn in
-``glogging.Logger.setup``), so "Application startup complete", the access log
-and gunicorn's worker lines bypass the root logger's JSON handler; Streamlit
-gives every logger it hands out (``streamlit.logger.get_logger``, its own and
-uvicorn's) a console handler of its own in ``setup_formatter``; Django's
-``configure_logging`` applies its ``DEFAULT_LOGGING`` (runserver's access lines
-on ``django.server``, a DEBUG-only console on ``django``). Right after
-that setup runs, :func:`hand_over` puts a :class:`ToJson` in place of each
-console handler: it passes the record to the root's JSON handler, or, when
-there is none (after ``shutdown()``, with ``OTEL_TDD_CAPTURE_LOGGING`` or
-``OTEL_TDD_FRAMEWORK_LOGS`` off), to the console handler it replaced.
-
-Nothing else changes: ``propagate`` and the servers' levels stay as they set
-them, so a record reaches the JSON once; a logger they left without handlers
-(``uvicorn --no-access-log``) stays silent; a log file the user asked for
-(``--log-config``, ``--error-logfile``) is not a console handler and stays.
-
-The app's own choices win (otel_tdd/logging_guard.py): a console the app's
-configuration gave a server logger (Django's ``LOGGING``, ``uvicorn --log-config``)
-keeps printing in its format, and once the app puts its own console on the root
-(``basicConfig(format=...)``) the servers' consoles print as without us; either way
-the record still goes to our handler, for OTLP only. The servers' default
-configurations (uvicorn's ``LOGGING_CONFIG``, Django's ``DEFAULT_LOGGING``) are
-registered with the guard as nobody's choice, so theirs become JSON.
-
-The hooks fire on import (``import_hooks.when_imported``), so a process that
-never imports uvicorn or gunicorn pays nothing.
+Right after a server sets its logging up, :func:`hand_over` puts a :class:`ToJson`
+in place of each of its console handlers: the record goes to the root's JSON
+handler, or, when there is none, to the console it replaced. The hooks fire on
+import, so a process that never imports a server pays nothing. docs/logging.md,
+"Servers' own log lines".
 """
 
 from __future__ import annotations
@@ -36,11 +12,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
+
+from otel_tdd._import_hooks import when_imported
+from otel_tdd.logs import guard
+from otel_tdd.logs.exception_spans import in_recording_span
+from otel_tdd.logs.handler import JsonLogHandler
 
 __all__ = ["FRAMEWORK_LOGGERS", "ToJson", "hand_over", "install", "set_enabled", "to_json"]
 
@@ -52,7 +32,7 @@ FRAMEWORK_LOGGERS: dict[str, tuple[str, ...]] = {
     "django.utils.log": ("django", "django.server"),
 }
 # (module, class, method) that ends each server's logging setup, and the module's
-# default dictConfig, which is the server's and not the app's (logging_guard).
+# default dictConfig, which is the server's and not the app's (logs.guard).
 _SETUP_METHODS: tuple[tuple[str, str | None, str, str | None], ...] = (
     ("uvicorn.config", "Config", "configure_logging", "LOGGING_CONFIG"),
     ("gunicorn.glogging", "Logger", "setup", None),  # adds its handlers itself
@@ -81,11 +61,7 @@ def to_json() -> bool:
 
 def _json_handlers() -> list[logging.Handler]:
     """The root's JSON handlers now (configure() replaces them; shutdown() removes them)."""
-    module = sys.modules.get("otel_tdd.log_handler")
-    handler_type = getattr(module, "JsonLogHandler", None)
-    if handler_type is None:
-        return []
-    return [h for h in logging.getLogger().handlers if isinstance(h, handler_type)]
+    return [h for h in logging.getLogger().handlers if isinstance(h, JsonLogHandler)]
 
 
 class ToJson(logging.Handler):
@@ -98,7 +74,7 @@ class ToJson(logging.Handler):
         # JSON there: forwarding here too would print it twice.
         self.propagates = logger is not None and _propagates_to_root(logger)
         # A console the app's own configuration made (its LOGGING, --log-config).
-        self.apps = _apps(console)
+        self.apps = guard.is_apps(console)
 
     def handle(self, record: logging.LogRecord) -> bool:
         targets = _json_handlers() if _enabled else []
@@ -114,8 +90,8 @@ class ToJson(logging.Handler):
         # The console prints as without us when it is the app's, or when the app took the
         # root's console (basicConfig(format=...)): then the server's line keeps the
         # server's format beside the app's lines, and our handler exports it over OTLP
-        # without a JSON line (logging_guard.app_owns_record).
-        printed = self.apps or _app_owns_console()
+        # without a JSON line (guard.app_owns_record).
+        printed = self.apps or guard.app_owns_console()
         if printed:
             self.console.handle(record)
         # The level OTEL_TDD_LOG_LEVEL set on the root is the JSON's minimum; the
@@ -145,8 +121,6 @@ class ToJson(logging.Handler):
 def _in_recording_span(exception: BaseException | None) -> Any:
     if exception is None:
         return contextlib.nullcontext()
-    from otel_tdd.integrations.exceptions import in_recording_span
-
     return in_recording_span(exception)
 
 
@@ -157,16 +131,6 @@ def _propagates_to_root(logger: logging.Logger) -> bool:
             return False
         current = current.parent
     return True
-
-
-def _apps(handler: logging.Handler) -> bool:
-    guard = sys.modules.get("otel_tdd.logging_guard")
-    return guard is not None and bool(guard.is_apps(handler))
-
-
-def _app_owns_console() -> bool:
-    guard = sys.modules.get("otel_tdd.logging_guard")
-    return guard is not None and bool(guard.app_owns_console())
 
 
 def _hand_over_logger(logger: logging.Logger) -> bool:
@@ -216,9 +180,7 @@ def _patch_server(
 ) -> None:
     names = FRAMEWORK_LOGGERS[module.__name__]
     if default is not None and hasattr(module, default):
-        from otel_tdd import logging_guard
-
-        logging_guard.framework_default(getattr(module, default))
+        guard.framework_default(getattr(module, default))
     owner = module if class_name is None else getattr(module, class_name, None)
     _run_after(owner, method_name, lambda *_, **__: hand_over(names))
 
@@ -233,8 +195,6 @@ def _patch_streamlit(module: ModuleType) -> None:
 def install() -> None:
     """Arrange for each server's console handlers to be handed over after its setup; once."""
     global _installed
-    from otel_tdd._import_hooks import when_imported
-
     with _install_lock:
         if _installed:
             return

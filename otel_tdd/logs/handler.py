@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from otel_tdd import _runtime
-from otel_tdd.emit import level_name
-from otel_tdd.log_pipeline import EventDict, LogPipeline, format_timestamp, repr_of
+from otel_tdd.logs.pipeline import LogPipeline
+from otel_tdd.logs.record import EventDict, format_timestamp, level_name
+from otel_tdd.logs.safe import repr_of
 
 __all__ = ["JsonLogHandler", "iter_json_lines"]
 
@@ -29,7 +30,7 @@ class JsonLogHandler(logging.Handler):
 
     def __init__(self, level: int = logging.NOTSET) -> None:
         super().__init__(level)
-        # Set by otel_tdd.logging_guard once the app configured logging: True for a record
+        # Set by otel_tdd.logs.guard once the app configured logging: True for a record
         # the app's own console handlers have, which then goes over OTLP only.
         self.app_owns_record: Callable[[logging.LogRecord], bool] | None = None
         self._json_less: tuple[object, LogPipeline | None] = (None, None)

@@ -1,28 +1,9 @@
 """The SDK's log records, built from fields we already hold and know are valid.
 
-``Logger.emit(LogRecord(...))`` re-derives and re-checks what the pipeline has
-already settled: the API ``LogRecord`` looks the span up in the context again,
-``ReadWriteLogRecord`` runs every attribute through ``BoundedAttributes``'
-cleaning (~0.8 µs per attribute), and the batch processor's ``copy.copy`` of the
-record goes through ``__reduce_ex__``. For the common record (string ids, an
-already-plain ``data`` map, no limits configured) that was half of the cost of
-emitting it (docs/benchmarks.md). Here the same objects are built directly and
-handed to the SDK's own ``Logger.emit``, which still runs every processor and
-exporter.
-
-Two things below rely on opentelemetry-sdk 1.45.x internals:
-
-- ``BoundedAttributes`` keeps its items in ``_dict``: we set it instead of
-  letting ``__init__`` clean values we have checked ourselves;
-- ``ReadWriteLogRecord`` has exactly the fields ``log_record``, ``resource``,
-  ``instrumentation_scope``, ``limits`` and its ``__post_init__`` only wraps the
-  attributes (done here) and warns on drops (none: we stay under the limit).
-
-:func:`fast_path_works` builds one record both ways at start-up and compares
-them; if the SDK has changed, :class:`~otel_tdd.log_pipeline.EmitToOTel` falls
-back to the plain ``Logger.emit(LogRecord(...))``. tests/unit/test_sdk_log_records.py
-asserts the fast path is taken on the pinned SDK, so an upgrade that breaks it
-fails loudly instead of silently losing the speed.
+Half the cost of emitting a record was the SDK re-checking what the pipeline had settled
+(docs/logging.md, "SDK internals"). :func:`fast_path_works` compares one record built
+both ways at start-up. Private accesses go through :mod:`otel_tdd._otel_private`;
+:func:`_same` checks the record layout.
 """
 
 from __future__ import annotations
@@ -39,11 +20,17 @@ from opentelemetry.sdk._logs import Logger as SDKLogger
 from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from otel_tdd import _otel_private
 
-__all__ = ["ValidLogRecord", "ValidReadWriteLogRecord", "bounded", "fast_path_works", "fast_target"]
+__all__ = [
+    "ValidLogRecord",
+    "ValidReadWriteLogRecord",
+    "bounded",
+    "fast_path_works",
+    "fast_target",
+]
 
 _RECORD_FIELDS = frozenset(
     (
@@ -123,13 +110,22 @@ class ValidReadWriteLogRecord(ReadWriteLogRecord):
         self.limits = limits
 
 
+def bounded(attributes: dict[str, Any], limits: LogRecordLimits) -> BoundedAttributes:
+    """``BoundedAttributes`` holding ``attributes`` as they are, in its private ``_dict``.
+
+    The caller checked them valid and within ``limits`` (no more than
+    ``max_attributes``, no length limit): nothing to clean, drop or warn about.
+    """
+    result = BoundedAttributes(limits.max_log_record_attributes, None, False, None)
+    _otel_private.set_bounded_items(result, attributes)
+    return result
+
+
 def fast_target(logger: object) -> tuple[SDKLogger, LogRecordLimits] | None:
     """(the SDK Logger, its record limits) when the fast path may skip cleaning.
 
     None (take the SDK's own path) for another Logger implementation or when a
-    value length limit is configured: then the SDK must truncate strings. The
-    limits are the SDK's private ``_log_record_limits`` (fixed when the Logger is
-    made), which records must carry as the SDK's own do.
+    value length limit is configured: then the SDK must truncate strings.
     """
     if not isinstance(logger, SDKLogger):
         return None
@@ -140,17 +136,6 @@ def fast_target(logger: object) -> tuple[SDKLogger, LogRecordLimits] | None:
     ):
         return None
     return logger, limits
-
-
-def bounded(attributes: dict[str, Any], limits: LogRecordLimits) -> BoundedAttributes:
-    """``BoundedAttributes`` holding ``attributes`` as they are.
-
-    The caller checked them valid and within ``limits`` (no more than
-    ``max_attributes``, no length limit): nothing to clean, drop or warn about.
-    """
-    result = BoundedAttributes(limits.max_log_record_attributes, None, False, None)
-    _otel_private.set_bounded_items(result, attributes)  # see the module docstring
-    return result
 
 
 def _settings(attributes: object) -> dict[str, Any]:
@@ -178,8 +163,6 @@ def fast_path_works(logger: SDKLogger, limits: LogRecordLimits) -> bool:
 
 def _probe(logger: SDKLogger, limits: LogRecordLimits) -> bool:
     """One record built both ways, compared."""
-    from opentelemetry.trace import NonRecordingSpan, TraceFlags, set_span_in_context
-
     span_context = SpanContext(0x1234, 0x56, is_remote=False, trace_flags=TraceFlags(1))
     context = set_span_in_context(NonRecordingSpan(span_context))
     attributes: dict[str, Any] = {"user_id": "u", "data": {"k": 1}}

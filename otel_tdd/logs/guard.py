@@ -1,38 +1,8 @@
 """When the app configures logging itself: its choices kept, our export never lost.
 
-Most real apps call ``logging.basicConfig``, ``logging.config.dictConfig`` or
-``fileConfig`` (a Celery worker: otel_tdd/integrations/celery.py). With our JSON
-handler already on the root logger, each of them went wrong, silently:
-``basicConfig(level=DEBUG, format=...)`` did nothing at all (the root has a
-handler); ``basicConfig(force=True)``, a ``dictConfig`` with a ``root`` section and
-``fileConfig`` removed our handler, and with it the JSON on
-stdout and every OTLP log record; a named logger given a console handler that
-propagates wrote each line twice, in its format and as JSON.
-
-What :func:`install` arranges instead (docs/logging.md, "Apps that configure
-logging"):
-
-- the app's call runs as it would without us (``basicConfig`` sees a root logger
-  without our handler): its levels, formats and handlers are the app's; except that
-  ``basicConfig(level=...)`` alone, which chooses no format, stream or handler, only
-  sets the level and keeps our JSON (the most common line in apps, and no look chosen);
-- right after it, our handler is back on the root logger, last, so every record
-  still reaches the pipeline and goes over OTLP with its trace context;
-- a record that one of the app's console handlers (stdout, stderr) wrote is not
-  written again as JSON; once the app puts a console handler on the *root* logger,
-  the console is the app's: no JSON on stdout for stdlib records, and one warning
-  on stderr says so;
-- a framework's own default configuration (uvicorn's ``LOGGING_CONFIG``, Django's
-  ``DEFAULT_LOGGING``, registered by :func:`framework_default`) is nobody's choice: its
-  handlers are not the app's, and ``otel_tdd.auto.framework_logs`` hands their lines to
-  our JSON; a configuration the app passes (its ``LOGGING``, ``--log-config``) is the app's;
-- each record an app handler writes carries ``otelTraceID``, ``otelSpanID``,
-  ``otelTraceSampled`` and ``otelServiceName`` (the names of
-  opentelemetry-instrumentation-logging, which otel-tdd replaces), so a format
-  such as ``%(otelTraceID)s`` shows the correlation.
-
-We wrap the three functions (``logging.config``'s when it is imported) rather than
-watch every record: a process whose app configures nothing pays nothing.
+``basicConfig``, ``dictConfig`` and ``fileConfig`` are wrapped so the app's call runs
+as without us, then our handler is back on the root logger, last; a record an app
+console wrote is exported over OTLP only. docs/logging.md, "Apps that configure logging".
 """
 
 from __future__ import annotations
@@ -42,12 +12,13 @@ import logging
 import sys
 import threading
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context, trace
 
-if TYPE_CHECKING:
-    from otel_tdd.log_handler import JsonLogHandler
+from otel_tdd._import_hooks import when_imported
+from otel_tdd._otel_private import SUPPRESS_INSTRUMENTATION_KEY
+from otel_tdd.logs.handler import JsonLogHandler
 
 __all__ = [
     "CORRELATION_FIELDS",
@@ -63,13 +34,14 @@ __all__ = [
 # The record attributes an app's format may use, as opentelemetry-instrumentation-logging
 # names them (formats written for opentelemetry-instrument work unchanged).
 CORRELATION_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
+_SUPPRESS_KEY = SUPPRESS_INSTRUMENTATION_KEY
 # Set on a record by an app console handler that wrote it; popped by our handler.
 _WRITTEN = "_otel_tdd_on_app_console"
 _PATCHED = "_otel_tdd_logging_guard"
 # Set on a handler that a framework's own default configuration created.
 _FRAMEWORKS = "_otel_tdd_framework_default"
 # The frameworks' default configurations (uvicorn's LOGGING_CONFIG, Django's
-# DEFAULT_LOGGING), by identity: framework_logs registers them on import.
+# DEFAULT_LOGGING), by identity: logs.framework registers them on import.
 _framework_defaults: list[object] = []
 
 
@@ -118,7 +90,7 @@ def _exporting_now() -> bool:
     "POST /v1/logs" lines, once the root is at DEBUG) are our traffic, not the app's:
     neither printed nor exported (each export would log the next). Warnings (a retry,
     a refused connection) still are."""
-    return bool(context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY))
+    return bool(context.get_value(_SUPPRESS_KEY))
 
 
 class _NotOurTraffic(logging.Filter):
@@ -154,14 +126,14 @@ def app_owns_console() -> bool:
 
 def is_apps(handler: logging.Handler) -> bool:
     """True for a handler the app's own configuration made (we correlate and mark it):
-    its look is the app's choice, which framework_logs does not replace."""
+    its look is the app's choice, which logs.framework does not replace."""
     return any(isinstance(f, _Correlate) for f in handler.filters)
 
 
 def framework_default(config: object) -> None:
     """``config`` is a framework's own default logging configuration (uvicorn's
     ``LOGGING_CONFIG``, Django's ``DEFAULT_LOGGING``): nobody chose it, so the handlers
-    it makes are the framework's (framework_logs hands them to our JSON), not the app's."""
+    it makes are the framework's (logs.framework hands them to our JSON), not the app's."""
     with _state.lock:
         if not any(config is known for known in _framework_defaults):
             _framework_defaults.append(config)
@@ -243,7 +215,7 @@ def _app_consoles() -> bool:
 
 
 def _is_app_handler(handler: logging.Handler) -> bool:
-    # Our own handlers (the JSON one, framework_logs' ToJson) are otel-tdd's, not the app's;
+    # Our own handlers (the JSON one, logs.framework's ToJson) are otel-tdd's, not the app's;
     # those of a framework's default configuration are the framework's.
     return not type(handler).__module__.startswith("otel_tdd.") and not getattr(
         handler, _FRAMEWORKS, False
@@ -321,8 +293,6 @@ def install(handler: JsonLogHandler, *, exporting: bool, debug: bool = False) ->
     """Keep ``handler`` on the root logger through the app's logging configuration;
     ``exporting``: OTLP logs are on (what the warning can promise); ``debug``: the root
     starts at DEBUG (our export's own records must be kept out)."""
-    from otel_tdd._import_hooks import when_imported
-
     resource = getattr(trace.get_tracer_provider(), "resource", None)
     with _state.lock:
         first = _state.handler is None and not getattr(logging.basicConfig, _PATCHED, False)
