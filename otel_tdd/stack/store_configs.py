@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from otel_tdd.stack.local import find_compose_dir
+from otel_tdd.stack.assets import find_assets
 
 __all__ = [
     "JaegerPorts",
@@ -51,7 +51,7 @@ class JaegerPorts:
 
 def find_jaeger_config() -> Path:
     """``compose/jaeger/config.yaml`` of the checkout or of the installed wheel."""
-    return find_compose_dir() / "jaeger" / "config.yaml"
+    return find_assets("compose") / "jaeger" / "config.yaml"
 
 
 def load_jaeger_config(path: Path | None = None) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def jaeger_urls(ports: JaegerPorts, config: Mapping[str, Any] | None = None) -> 
 
 
 def victoria_logs_args(
-    binary: Path, port: int, data_dir: Path, retention: str = LOGS_RETENTION
+    binary: Path | str, port: int, data_dir: Path, retention: str = LOGS_RETENTION
 ) -> list[str]:
     """The command line of a local VictoriaLogs: 127.0.0.1 only, data in ``data_dir``."""
     return [
