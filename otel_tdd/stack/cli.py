@@ -99,12 +99,14 @@ def _add_up(up: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--without-stores",
         action="store_true",
-        help=f"leave out {' and '.join(_STORES)} (faster; the Collector writes JSONL files)",
+        help=f"leave out {' and '.join(_STORES)} (faster); the Collector then writes "
+        "JSONL files (collector/files.yaml)",
     )
     up.add_argument(
         "--jsonl-files",
         action="store_true",
-        help="the Collector also writes traces/logs/metrics.jsonl (collector/files.yaml)",
+        help="the Collector writes traces/logs/metrics.jsonl under <dir>/collector/data "
+        "(collector/files.yaml) instead of sending to the stores",
     )
     up.add_argument(
         "--port",

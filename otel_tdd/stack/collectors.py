@@ -162,8 +162,9 @@ class Collector(_CollectorTier):
         return self.launch(ctx, binary, env, self.overlays(ctx, env))
 
     def overlays(self, ctx: StackContext, env: Mapping[str, str]) -> list[Path]:
-        """``collector/files.yaml`` when asked for, or when a store is missing from the stack
-        (so that the Collector always has somewhere to send).
+        """``collector/files.yaml`` (the JSONL files instead of the stores) when asked for,
+        or when a store is missing from the stack, so the Collector always has somewhere
+        to send.
 
         Only over the shipped config (a config of your own says where it sends), and
         only once the overlay exists (before it, config.yaml wrote the files itself).
@@ -268,11 +269,9 @@ class Gateway(_CollectorTier):
         return {port: number + shift for port, number in GATEWAY_PORTS.items()}
 
     def prepare(self, ctx: StackContext, binary: str) -> Launch:
-        env = {
-            **store_env(ctx, self.name),
-            "OTELCOL_FILE_DIR": str(file_dir(ctx.state_dir, self.name)),
-            "OTELCOL_GATEWAY_NAME": self.name,
-        }
+        # gateway.yaml still writes the JSONL files (collector/README.md says why).
+        data = make_private_dir(file_dir(ctx.state_dir, self.name), ctx.state_dir)
+        env = {"OTELCOL_FILE_DIR": str(data), "OTELCOL_GATEWAY_NAME": self.name}
         return self.launch(ctx, binary, env)
 
     def main_url(self, ctx: StackContext) -> str:
@@ -307,7 +306,7 @@ def telemetry_url(ctx: StackContext, name: str) -> str:
 
 
 def store_env(ctx: StackContext, name: str) -> dict[str, str]:
-    """File dir, sending-queue dir and the stores' endpoints for a Collector that exports."""
+    """File dir, sending-queue dir (private) and the endpoints of the stores in the stack."""
     queue = make_private_dir(ctx.home(name) / "queue", ctx.state_dir)
     env = {"OTELCOL_FILE_DIR": str(file_dir(ctx.state_dir, name)), "OTELCOL_QUEUE_DIR": str(queue)}
     make_private_dir(file_dir(ctx.state_dir, name), ctx.state_dir)

@@ -10,7 +10,14 @@ from typing import Any
 
 from otel_tdd.stack.collectors import MAX_GATEWAYS, Collector
 from otel_tdd.stack.component import StackError
-from otel_tdd.stack.registry import COMPONENTS, KINDS, component_for, default_ports, start_order
+from otel_tdd.stack.registry import (
+    COMPONENTS,
+    KINDS,
+    component_for,
+    default_ports,
+    selectable,
+    start_order,
+)
 from otel_tdd.stack.render import Receivers
 
 __all__ = [
@@ -85,16 +92,16 @@ class StackConfig:
     # None leaves the resolver out (the agent keeps its gateway list until
     # `stack rebalance`, as the static resolver does).
     resolver_interval: float | None = 1.0
-    # The Collector also writes traces/logs/metrics.jsonl (collector/files.yaml) beside
-    # the stores; always so when a store is not part of the stack.
+    # The Collector writes traces/logs/metrics.jsonl (collector/files.yaml) instead of
+    # sending to the stores; always so when a store is not part of the stack.
     jsonl_files: bool = False
 
     def __post_init__(self) -> None:
-        unknown = [c for c in self.components if c not in COMPONENTS]
+        unknown = [c for c in self.components if c not in selectable()]
         if unknown or not self.components:
             raise StackError(
                 f"unknown component(s) {unknown or self.components!r}; "
-                f"choose from {', '.join(COMPONENTS)}"
+                f"choose from {', '.join(selectable())}"
             )
         if not 0 <= self.gateways <= MAX_GATEWAYS:
             raise StackError(f"--gateways {self.gateways}: choose 0 to {MAX_GATEWAYS}")

@@ -8,6 +8,7 @@ from otel_tdd.stack.collectors import Agent, Collector, Gateway
 from otel_tdd.stack.component import Component
 from otel_tdd.stack.monitoring import Alertmanager, Prometheus
 from otel_tdd.stack.resolver import Resolver
+from otel_tdd.stack.store_components import Jaeger, VictoriaLogs
 
 __all__ = [
     "COMPONENTS",
@@ -19,6 +20,7 @@ __all__ = [
     "kind_names",
     "listing_order",
     "members",
+    "selectable",
     "start_order",
 ]
 
@@ -30,10 +32,18 @@ KINDS: tuple[type[Component], ...] = (
     Prometheus,
     Alertmanager,
     Resolver,
+    VictoriaLogs,
+    Jaeger,
 )
 
-# What `--components` may name; the default runs them all.
-COMPONENTS: tuple[str, ...] = tuple(kind.kind for kind in KINDS if kind.selectable)
+
+def selectable() -> tuple[str, ...]:
+    """What `--components` may name (read from ``KINDS`` at each call)."""
+    return tuple(kind.kind for kind in KINDS if kind.selectable)
+
+
+# The default: every selectable component.
+COMPONENTS: tuple[str, ...] = selectable()
 # The stack without the stores: faster to start, the Collector writes JSONL files instead.
 CORE_COMPONENTS: tuple[str, ...] = (Collector.kind, Prometheus.kind, Alertmanager.kind)
 
@@ -49,7 +59,7 @@ def is_known(name: str) -> bool:
 
 def kind_names() -> list[str]:
     """Every process name pattern, for messages: ``collector, ..., gateway-N, resolver``."""
-    return [*COMPONENTS, *(k.name_pattern or k.kind for k in KINDS if not k.selectable)]
+    return [*selectable(), *(k.name_pattern or k.kind for k in KINDS if not k.selectable)]
 
 
 def component_for(name: str) -> Component:

@@ -81,7 +81,8 @@ class VictoriaLogs(_Store):
         ]
 
     def scrape_targets(self, ctx: StackContext) -> dict[str, list[str]]:
-        return {"victoria-logs": [ctx.address(self.name, "http")]}
+        # compose/prometheus/prometheus.yml names this job `victorialogs` (its alerts too).
+        return {"victorialogs": [ctx.address(self.name, "http")]}
 
     def collector_env(self, ctx: StackContext) -> dict[str, str]:
         # The base URL: the Collector config appends /insert/opentelemetry/v1/logs.

@@ -166,16 +166,6 @@ class StackView:
     def alertmanager_url(self) -> str:
         return self._url("alertmanager", "web")
 
-    @property
-    def victoria_logs_url(self) -> str:
-        """VictoriaLogs' base URL (LogsQL at /select/logsql/query, UI at /select/vmui/)."""
-        return self._url("victoria-logs", "http")
-
-    @property
-    def jaeger_url(self) -> str:
-        """Jaeger's query API (/api/v3/traces/ID)."""
-        return self._url("jaeger", "query_http")
-
     def labelled_urls(self) -> list[Url]:
         """Every endpoint of the components that have ports, with a label for people."""
         ctx = self._context()

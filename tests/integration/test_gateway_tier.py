@@ -236,6 +236,7 @@ def two_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnde
         components=("collector", "prometheus"),
         gateways=2,
         collector_env=GATEWAY_ENV,
+        jsonl_files=True,
     )
     _up(stack)
     try:
@@ -350,6 +351,7 @@ def _kill_mid_run(tmp_path: Path, recover: str) -> tuple[LocalStack, Workload, L
         components=("collector",),
         gateways=2,
         collector_env=GATEWAY_ENV,
+        jsonl_files=True,
         resolver_interval=1.0 if recover == "rebalance" else None,
     )
     _up(stack)

@@ -8,11 +8,11 @@ import pytest
 
 from otel_tdd.stack import cli as stack_cli
 from otel_tdd.stack import local
-from otel_tdd.stack.local import RESOLVER, StackConfig, StackError
+from otel_tdd.stack.local import CORE_COMPONENTS, RESOLVER, StackConfig, StackError
 
 
 def test_two_tier_mode_runs_gateways_first_and_the_resolver_last(tmp_path: Path) -> None:
-    config = StackConfig(state_dir=tmp_path, gateways=2)
+    config = StackConfig(state_dir=tmp_path, components=CORE_COMPONENTS, gateways=2)
     assert config.processes == (
         "gateway-1",
         "gateway-2",
