@@ -10,19 +10,24 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import yaml
 
 from otel_tdd.stack import process
 from otel_tdd.stack.assets import find_assets
 from otel_tdd.stack.collector import CollectorBuildError, collector_binary, collector_env
-from otel_tdd.stack.component import Component, Launch, Progress, StackContext, StackError, Url
+from otel_tdd.stack.component import (
+    Component,
+    Launch,
+    Progress,
+    StackContext,
+    StackError,
+    StackOptions,
+    Url,
+)
 from otel_tdd.stack.private_files import copy_private, make_private_dir, write_private
 from otel_tdd.stack.render import write_yaml
-
-if TYPE_CHECKING:
-    from otel_tdd.stack.config import StackConfig
 
 __all__ = [
     "AGENT",
@@ -148,7 +153,7 @@ class Collector(_CollectorTier):
         return {"OTELCOL_BIN": text}
 
     @classmethod
-    def expand(cls, config: StackConfig) -> list[str]:
+    def expand(cls, config: StackOptions) -> list[str]:
         if not config.gateways:
             return [cls.kind]
         resolver = [RESOLVER] if config.resolver_interval is not None else []

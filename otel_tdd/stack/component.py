@@ -12,15 +12,20 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from otel_tdd.stack import process
-from otel_tdd.stack.render import loopback
+from otel_tdd.stack.render import Receivers, loopback
 
-if TYPE_CHECKING:  # typing only: the config module imports the registry, which imports us
-    from otel_tdd.stack.config import StackConfig
-
-__all__ = ["Component", "Launch", "Progress", "StackContext", "StackError", "Url"]
+__all__ = [
+    "Component",
+    "Launch",
+    "Progress",
+    "StackContext",
+    "StackError",
+    "StackOptions",
+    "Url",
+]
 
 Progress = Callable[[str], None]
 
@@ -31,6 +36,33 @@ class StackError(Exception):
     def __init__(self, message: str, component: str | None = None) -> None:
         self.component = component
         super().__init__(f"{component}: {message}" if component else message)
+
+
+class StackOptions(Protocol):
+    """What components read of the stack's configuration (``config.StackConfig`` is one)."""
+
+    @property
+    def gateways(self) -> int: ...
+    @property
+    def resolver_interval(self) -> float | None: ...
+    @property
+    def start_timeout(self) -> float: ...
+    @property
+    def collector_config(self) -> Path | None: ...
+    @property
+    def collector_env(self) -> Mapping[str, str]: ...
+    @property
+    def jsonl_files(self) -> bool: ...
+    @property
+    def app_target(self) -> str | None: ...
+    @property
+    def rules_dir(self) -> Path | None: ...
+    @property
+    def slo_rules_dir(self) -> Path | None: ...
+    @property
+    def secrets_dir(self) -> Path | None: ...
+    @property
+    def receivers(self) -> Receivers: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +91,7 @@ class StackContext:
     """
 
     state_dir: Path
-    config: StackConfig
+    config: StackOptions
     ports: Mapping[str, Mapping[str, int]]
     members: Sequence[Component] = ()
     progress: Progress = field(default=lambda _line: None)
@@ -123,7 +155,7 @@ class Component:
         return name == cls.kind
 
     @classmethod
-    def expand(cls, config: StackConfig) -> list[str]:
+    def expand(cls, config: StackOptions) -> list[str]:
         """The processes that selecting this component runs."""
         return [cls.kind]
 
