@@ -1,10 +1,7 @@
 """Build, find and check the otel-tdd OpenTelemetry Collector distribution.
 
-No registry this project can use ships a full Collector, so we build our own
-from ``collector/manifest.yaml`` with the OpenTelemetry Collector Builder (ocb).
-A build takes minutes, so the binary is cached by the manifest's hash and only
-rebuilt when the manifest changes. ``OTELCOL_BIN`` short-circuits all of it for
-people who already have a Collector binary.
+Built with ocb from ``collector/manifest.yaml`` (no registry we can use ships a full
+Collector) and cached by the manifest's hash; ``OTELCOL_BIN`` points at another binary.
 """
 
 from __future__ import annotations

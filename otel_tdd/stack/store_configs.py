@@ -1,11 +1,7 @@
 """The stores' configs for a local process: Jaeger's YAML and VictoriaLogs' flags.
 
-``compose/jaeger/config.yaml`` is the one Jaeger config: as shipped it is the
-compose one (every endpoint on 0.0.0.0 inside its container, data under
-/badger). :func:`render_jaeger_config` moves each endpoint to a 127.0.0.1 port
-and the Badger directories into a data dir of our own, so a local Jaeger never
-listens on the network nor clashes with our Collector's 4317/4318/13133/8888.
-VictoriaLogs takes flags only, built by :func:`victoria_logs_args`.
+``compose/jaeger/config.yaml`` is the one Jaeger config; :func:`render_jaeger_config`
+moves every endpoint to a 127.0.0.1 port and Badger's data into a dir of ours.
 """
 
 from __future__ import annotations

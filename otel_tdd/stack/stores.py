@@ -1,13 +1,8 @@
 """Build and find the trace store (Jaeger v2) and the log store (VictoriaLogs).
 
-Neither ships in a registry this project can use, so both are built from their
-Go modules, like our Collector, and cached by version under
-``~/.cache/otel-tdd/stores/NAME/VERSION/``, with the build's output in
-``build.log`` beside the binary and a lock so two sessions never build one
-version at once. VictoriaLogs is a plain ``go install``; Jaeger's go.mod has a
-``replace``, which ``go install`` refuses, so it is built from a small generated
-wrapper module that requires it and repeats the replace.
-``OTEL_TDD_VICTORIA_LOGS_BIN`` / ``OTEL_TDD_JAEGER_BIN`` point at existing binaries.
+Both are built from their Go modules and cached by version under
+``~/.cache/otel-tdd/stores/NAME/VERSION/`` (how, and why Jaeger needs a wrapper
+module: docs/stores.md). ``OTEL_TDD_*_BIN`` point at existing binaries instead.
 """
 
 from __future__ import annotations
