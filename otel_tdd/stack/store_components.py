@@ -49,8 +49,11 @@ class _Store(Component):
         try:
             if os.environ.get(self.store.env_bin):
                 return str(store_binary(self.store.name))
+            # "victoria-logs v1.52.1 up to date: PATH", not the store's name twice.
+            prefix = f"{self.store.name} "
             built = build_store(
-                self.store.name, progress=lambda line: progress(f"{self.name:<13} {line}")
+                self.store.name,
+                progress=lambda line: progress(f"{self.name:<13} {line.removeprefix(prefix)}"),
             )
             return str(built)
         except StoreBuildError as exc:
