@@ -23,7 +23,7 @@ __all__ = ["main"]
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("otel_tdd.auto.run", "cli", "run a command with zero-code instrumentation"),
     "collector": ("otel_tdd.stack.collector", "cli", "build, locate or validate our Collector"),
-    "stack": ("otel_tdd.stack.local", "cli", "start, watch and stop the local stack"),
+    "stack": ("otel_tdd.stack.cli", "cli", "start, watch and stop the local stack"),
     "stores": ("otel_tdd.stack.stores", "cli", "build or locate Jaeger and VictoriaLogs"),
     "trace": ("otel_tdd.stores_cli", "trace_cli", "show a trace with its log records"),
     "traces": ("otel_tdd.stores_cli", "traces_cli", "list a service's recent traces"),

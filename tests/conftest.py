@@ -3,8 +3,8 @@
 * ``collector`` (per test; ``module_collector`` per module): our Collector build,
   started through ``LocalStack`` with only the Collector; read what it wrote with
   ``spans()``, ``logs()`` and ``metrics()``, poll with ``wait_for``.
-* ``stack`` (per module): Collector, Prometheus and Alertmanager; ``query(promql)``
-  asks Prometheus.
+* ``stack`` (per module): Collector, Prometheus and Alertmanager (no stores: the
+  Collector writes the JSONL files); ``query(promql)`` asks Prometheus.
 
 A missing binary FAILS these fixtures (with the install line): a green run must
 mean the real parts ran. Everything is stopped by pid at teardown, and a
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from otel_tdd.stack import process
-from otel_tdd.stack.local import LocalStack, StackError
+from otel_tdd.stack.local import CORE_COMPONENTS, LocalStack, StackError
 from otel_tdd.stack.otlp_files import read_logs, read_metrics, read_spans
 
 T = TypeVar("T")
@@ -154,7 +154,8 @@ class StackUnderTest(LocalStack):
 
 
 def _collector_in(state_dir: Path) -> Iterator[CollectorUnderTest]:
-    stack = LocalStack(state_dir, free_ports=True, components=("collector",))
+    # The JSONL files overlay (collector/files.yaml): what spans()/logs()/metrics() read.
+    stack = LocalStack(state_dir, free_ports=True, components=("collector",), jsonl_files=True)
     _up_or_fail(stack)
     try:
         yield CollectorUnderTest(stack)
@@ -177,7 +178,12 @@ def module_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Colle
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnderTest]:
     """Collector, Prometheus and Alertmanager on free 127.0.0.1 ports; one per test module."""
-    running = StackUnderTest(tmp_path_factory.mktemp("stack"), free_ports=True)
+    running = StackUnderTest(
+        tmp_path_factory.mktemp("stack"),
+        free_ports=True,
+        components=CORE_COMPONENTS,
+        jsonl_files=True,  # test_pipeline_e2e reads what the Collector wrote
+    )
     _up_or_fail(running)
     try:
         yield running

@@ -1,30 +1,36 @@
 """Build, find and check the otel-tdd OpenTelemetry Collector distribution.
 
-No registry this project can use ships a full Collector, so we build our own
-from ``collector/manifest.yaml`` with the OpenTelemetry Collector Builder (ocb).
-A build takes minutes, so the binary is cached by the manifest's hash and only
-rebuilt when the manifest changes. ``OTELCOL_BIN`` short-circuits all of it for
-people who already have a Collector binary.
+Built with ocb from ``collector/manifest.yaml`` (no registry we can use ships a full
+Collector) and cached by the manifest's hash; ``OTELCOL_BIN`` points at another binary.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
+
+# Relative: this module depends on nothing beyond the stdlib and yaml (its unit test checks).
+from .assets import AssetError, find_assets
+from .gobuild import (
+    ENV_CACHE,
+    Clock,
+    GoBuildError,
+    Progress,
+    cache_root,
+    cached_go_build,
+    parse_go_version,
+    run_logged,
+)
 
 __all__ = [
     "BINARY_NAME",
@@ -33,11 +39,9 @@ __all__ = [
     "CollectorBuildError",
     "build_collector",
     "cached_binary_path",
-    "cached_go_build",
     "cli",
     "collector_binary",
     "collector_env",
-    "find_collector_dir",
     "find_config",
     "find_manifest",
     "manifest_key",
@@ -51,7 +55,6 @@ BUILDER_VERSION = "v0.161.0"
 MIN_GO = (1, 25)
 BINARY_NAME = "otelcol-tdd"
 ENV_BIN = "OTELCOL_BIN"
-ENV_CACHE = "OTEL_TDD_CACHE_DIR"
 
 # The variables collector/config.yaml substitutes, with the defaults it uses.
 # The stack and docker-compose set them; `collector_env` fills in the rest so a
@@ -66,15 +69,11 @@ DEFAULT_ENV: Mapping[str, str] = {
     "OTELCOL_FILE_DIR": "./otelcol-data",
 }
 
-_LOG_TAIL_LINES = 25
-_HEARTBEAT_SECONDS = 30.0
 # ocb's own step messages worth relaying as progress (the rest goes to the log).
 _BUILDER_STEPS = re.compile(r"Sources created|Getting go modules|Compiling|Compiled")
 
-Progress = Callable[[str], None]
 
-
-class CollectorBuildError(Exception):
+class CollectorBuildError(GoBuildError):
     """The Collector binary cannot be built or found; the message says what to do."""
 
 
@@ -86,43 +85,14 @@ def _stderr_progress(line: str) -> None:
 # --- where things are -------------------------------------------------------
 
 
-def find_collector_dir() -> Path:
-    """Locate ``collector/``: the checkout's top-level folder, else the wheel's copy.
-
-    A checkout is recognised by ``pyproject.toml`` beside ``collector/`` so that an
-    unrelated ``collector`` folder in site-packages is never picked up.
-    """
-    package_dir = Path(__file__).resolve().parent.parent
-    checkout = package_dir.parent
-    candidates = [checkout / "collector", package_dir / "_assets" / "collector"]
-    if not (checkout / "pyproject.toml").is_file():
-        candidates.pop(0)
-    for candidate in candidates:
-        if (candidate / "manifest.yaml").is_file():
-            return candidate
-    raise CollectorBuildError(
-        "cannot find the collector/ folder (looked in "
-        + ", ".join(str(c) for c in candidates)
-        + "); reinstall otel-tdd or run from a checkout"
-    )
-
-
 def find_manifest() -> Path:
     """The ocb manifest that defines our distribution."""
-    return find_collector_dir() / "manifest.yaml"
+    return find_assets("collector") / "manifest.yaml"
 
 
 def find_config() -> Path:
     """The single-node pipeline config shipped next to the manifest."""
-    return find_collector_dir() / "config.yaml"
-
-
-def cache_root() -> Path:
-    """Everything we download or build lives here; ``OTEL_TDD_CACHE_DIR`` moves it."""
-    override = os.environ.get(ENV_CACHE)
-    if override:
-        return Path(override).expanduser()
-    return Path.home() / ".cache" / "otel-tdd"
+    return find_assets("collector") / "config.yaml"
 
 
 def manifest_key(manifest: Path) -> str:
@@ -152,11 +122,6 @@ def _no_go_error(detail: str) -> CollectorBuildError:
     )
 
 
-def _parse_go_version(text: str) -> tuple[int, int] | None:
-    match = re.search(r"go(\d+)\.(\d+)", text)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def find_go() -> str:
     """Return a usable ``go`` executable, or explain how to get one."""
     go = shutil.which("go")
@@ -168,7 +133,7 @@ def find_go() -> str:
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise _no_go_error(f"`{go} env GOVERSION` failed: {exc}") from exc
-    version = _parse_go_version(out)
+    version = parse_go_version(out)
     if version is None or version < MIN_GO:
         raise _no_go_error(f"{go} is {out.strip() or 'of unknown version'}")
     return go
@@ -177,72 +142,22 @@ def find_go() -> str:
 # --- building -----------------------------------------------------------------
 
 
-class _Clock:
-    """Prefixes progress lines with the time since the build started."""
+def _ocb_step(line: str) -> str | None:
+    """ocb's step messages as progress ("ocb: Compiling"); None for any other line.
 
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._start = time.monotonic()
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self._start
-
-    def say(self, message: str) -> None:
-        self._progress(f"[{self.elapsed:6.1f}s] {message}")
-
-
-def _tail(log: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    with log.open(encoding="utf-8", errors="replace") as fh:
-        return "".join(deque(fh, maxlen=lines))
-
-
-def _pump(stream: IO[str], log: IO[str], clock: _Clock) -> None:
-    """Copy the builder's output to the log, relaying its step messages."""
-    for line in stream:
-        log.write(line)
-        log.flush()
-        if _BUILDER_STEPS.search(line):
-            clock.say("ocb: " + _ocb_message(line))
-
-
-def _ocb_message(line: str) -> str:
-    """The message field of ocb's zap line: time, level, caller, message[, fields]."""
+    The message field of ocb's zap line: time, level, caller, message[, fields].
+    """
+    if not _BUILDER_STEPS.search(line):
+        return None
     fields = line.rstrip("\n").split("\t")
-    return fields[3] if len(fields) > 3 else line.strip()
+    return "ocb: " + (fields[3] if len(fields) > 3 else line.strip())
 
 
-def _run_logged(cmd: list[str], log: Path, clock: _Clock, env: Mapping[str, str]) -> None:
-    """Run ``cmd`` with its output in ``log``; say it is alive; fail with the log's tail."""
-    with log.open("a", encoding="utf-8") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n")
-        fh.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=log.parent,
-            env=dict(env),
-        )
-        assert proc.stdout is not None
-        pump = threading.Thread(target=_pump, args=(proc.stdout, fh, clock), daemon=True)
-        pump.start()
-        while True:
-            try:
-                code = proc.wait(timeout=_HEARTBEAT_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                clock.say(f"still running (log: {log})")
-        pump.join(timeout=5)
-    if code != 0:
-        raise CollectorBuildError(
-            f"`{' '.join(cmd[:2])} ...` failed with exit code {code}; full log: {log}\n"
-            f"--- last lines ---\n{_tail(log)}"
-        )
+def _run_logged(cmd: list[str], log: Path, clock: Clock, env: Mapping[str, str]) -> None:
+    run_logged(cmd, log, clock, env, relay=_ocb_step, error=CollectorBuildError)
 
 
-def _ensure_builder(go: str, workdir: Path, clock: _Clock) -> Path:
+def _ensure_builder(go: str, workdir: Path, clock: Clock) -> Path:
     """Install the pinned ocb into the cache, once; a PATH `builder` may be any version."""
     builder = _builder_path()
     if builder.is_file() and os.access(builder, os.X_OK):
@@ -268,22 +183,6 @@ def _render_manifest(manifest: Path, workdir: Path, go: str) -> Path:
     return rendered
 
 
-@contextlib.contextmanager
-def _build_lock(workdir: Path) -> Iterator[None]:
-    """Serialise concurrent builds of one manifest (two test sessions, say)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, last writer wins
-        yield
-        return
-    with (workdir / ".lock").open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def build_collector(
     manifest: Path | None = None,
     *,
@@ -297,7 +196,7 @@ def build_collector(
     """
     manifest = (manifest or find_manifest()).resolve()
 
-    def build(go: str, workdir: Path, clock: _Clock) -> Path:
+    def build(go: str, workdir: Path, clock: Clock) -> Path:
         builder = _ensure_builder(go, workdir, clock)
         rendered = _render_manifest(manifest, workdir, go)
         clock.say("running ocb: generate sources, fetch Go modules, compile (minutes)")
@@ -318,44 +217,6 @@ def build_collector(
         progress=progress,
         force=force,
     )
-
-
-def cached_go_build(
-    target: Path,
-    *,
-    label: str,
-    describe: str,
-    find_go: Callable[[], str],
-    build: Callable[[str, Path, _Clock], Path],
-    missing: Callable[[Path, Path], Exception],
-    progress: Progress,
-    force: bool,
-) -> Path:
-    """Reuse ``target`` or build it once under a lock, with build.log beside it.
-
-    Shared by the Collector and the store builds: ``build(go, workdir, clock)``
-    returns where it left the binary, which then replaces ``target`` atomically.
-    """
-    if target.is_file() and not force:
-        progress(f"{label}up to date: {target}")
-        return target
-    go = find_go()
-    workdir = target.parent
-    workdir.mkdir(parents=True, exist_ok=True)
-    clock = _Clock(progress)
-    with _build_lock(workdir):
-        if target.is_file() and not force:  # built by another process while we waited
-            clock.say(f"{label}up to date: {target}")
-            return target
-        log = workdir / "build.log"
-        log.write_text("", encoding="utf-8")
-        clock.say(f"building {describe} (log: {log})")
-        built = build(go, workdir, clock)
-        if not built.is_file():
-            raise missing(built, log)
-        os.replace(built, target)  # atomic: a half-built binary is never `target`
-        clock.say(f"built {target} in {clock.elapsed:.0f}s")
-    return target
 
 
 # --- finding a binary -----------------------------------------------------------
@@ -456,7 +317,7 @@ def cli(argv: list[str]) -> int:
             print(collector_binary())
             return 0
         return _cmd_validate(args.config)
-    except CollectorBuildError as exc:
+    except (CollectorBuildError, AssetError) as exc:
         print(f"otel-tdd collector: error: {exc}", file=sys.stderr)
         return 1
 

@@ -1,27 +1,8 @@
-"""Read the Collector's file exporter output: OTLP JSON lines -> flat dicts.
+"""Read the Collector's JSONL files (``collector/files.yaml``): OTLP JSON lines -> flat dicts.
 
-``collector/config.yaml`` writes ``traces.jsonl``, ``logs.jsonl`` and
-``metrics.jsonl`` under ``OTELCOL_FILE_DIR``, one OTLP export request per line
-(resource -> scope -> items). Tests and people want the items, each with its
-resource and scope folded in, and values decoded from OTLP's JSON encoding
-(``{"intValue": "3"}`` -> ``3``, attribute lists -> dicts, enum numbers -> names).
-
-Shapes (every dict also has ``resource`` (dict), ``service_name`` and ``scope``):
-
-* span: ``name, trace_id, span_id, parent_span_id`` (hex; ``None`` for a root),
-  ``kind`` ("INTERNAL", "SERVER", ...), ``attributes``, ``status_code``
-  ("UNSET" / "OK" / "ERROR", the SDK's ``StatusCode`` names), ``status_message``,
-  ``start_time_unix_nano``, ``end_time_unix_nano``, ``duration_ms``,
-  ``events`` (``[{name, time_unix_nano, attributes}]``), ``links``.
-* log record: ``body, trace_id, span_id`` (hex or ``None``), ``attributes``,
-  ``severity_text, severity_number, time_unix_nano, observed_time_unix_nano,
-  event_name``.
-* metric data point: ``name, description, unit, type`` ("sum", "gauge",
-  "histogram", "exponential_histogram", "summary"), ``attributes``,
-  ``start_time_unix_nano, time_unix_nano``; sums and gauges have ``value``
-  (sums also ``is_monotonic``, ``aggregation_temporality``); histograms have
-  ``count, sum, min, max, bucket_counts, explicit_bounds``; summaries
-  ``count, sum, quantiles``.
+One OTLP export request per line (resource -> scope -> items) becomes the items,
+each with ``resource`` (dict), ``service_name`` and ``scope`` folded in and values
+decoded from OTLP's JSON encoding (``{"intValue": "3"}`` -> ``3``, enums -> names).
 """
 
 from __future__ import annotations
@@ -151,7 +132,13 @@ def _common(resource: dict[str, Any], scope: dict[str, Any]) -> Record:
 
 
 def read_spans(directory: Path | str) -> list[Record]:
-    """Every span in ``traces.jsonl`` (and its rotated backups), in file order."""
+    """Every span in ``traces.jsonl`` (and its rotated backups), in file order.
+
+    ``name, trace_id, span_id, parent_span_id`` (hex; ``None`` for a root), ``kind``
+    ("INTERNAL", "SERVER", ...), ``attributes``, ``status_code`` ("UNSET" / "OK" /
+    "ERROR"), ``status_message``, ``start_time_unix_nano``, ``end_time_unix_nano``,
+    ``duration_ms``, ``events`` (``[{name, time_unix_nano, attributes}]``), ``links``.
+    """
     spans: list[Record] = []
     for resource, scope, span in _resource_items(
         Path(directory), TRACES_FILE, "resourceSpans", "scopeSpans", "spans"
@@ -198,7 +185,11 @@ def read_spans(directory: Path | str) -> list[Record]:
 
 
 def read_logs(directory: Path | str) -> list[Record]:
-    """Every log record in ``logs.jsonl`` (and its rotated backups), in file order."""
+    """Every log record in ``logs.jsonl`` (and its rotated backups), in file order.
+
+    ``body, trace_id, span_id`` (hex or ``None``), ``attributes``, ``severity_text,
+    severity_number, time_unix_nano, observed_time_unix_nano, event_name``.
+    """
     return [
         {
             "body": any_value(record.get("body")),
@@ -296,7 +287,14 @@ def _metric_points(metric: Mapping[str, Any]) -> Iterator[Record]:
 
 def read_metrics(directory: Path | str) -> list[Record]:
     """Every metric data point in ``metrics.jsonl`` (one per export: cumulative points
-    repeat with growing values, so the last one of a series is its current value)."""
+    repeat with growing values, so the last one of a series is its current value).
+
+    ``name, description, unit, type`` ("sum", "gauge", "histogram",
+    "exponential_histogram", "summary"), ``attributes``, ``start_time_unix_nano,
+    time_unix_nano``; sums and gauges have ``value`` (sums also ``is_monotonic``,
+    ``aggregation_temporality``); histograms ``count, sum, min, max, bucket_counts,
+    explicit_bounds``; summaries ``count, sum, quantiles``.
+    """
     return [
         {**point, **_common(resource, scope)}
         for resource, scope, metric in _resource_items(

@@ -1,27 +1,25 @@
-"""Files the local stack writes in its state directory: private, and never through a symlink.
+"""Files the local stack writes: private (0600 files, 0700 directories), never through a symlink.
 
-The state directory holds the rendered ``alertmanager.yml`` (the webhook URL with
-its token), the secrets, ``state.json`` and the logs. Two rules, whatever the
-umask: what we write is ``0600`` and the directories we make are ``0700``; and a
-symlink where we are about to write (or lock) is refused with a clear error
-instead of followed, so a planted ``.lock`` or ``secrets/webhook_token`` link
-cannot make ``up`` or ``down`` truncate or overwrite a file elsewhere.
-``O_NOFOLLOW`` guards the last component of each path; the directories on the way
-are checked with ``lstat`` before use.
+A symlink where we are about to write or lock is refused with a clear error, so a
+planted link cannot make ``up`` or ``down`` overwrite a file elsewhere
+(docs/local-stack.md, "Files in the state directory").
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
     "UnsafePathError",
     "copy_private",
+    "exclusive_lock",
     "make_private_dir",
     "open_private",
     "read_private",
@@ -140,3 +138,15 @@ def copy_private(source: Path, target: Path, root: Path | None = None) -> None:
     """Copy ``source`` (ours to read: the shipped configs) to ``target`` as a private file."""
     with source.open("rb") as src, os.fdopen(open_private(target, root=root), "wb") as dst:
         shutil.copyfileobj(src, dst)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, root: Path | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (made private, never truncated nor followed)."""
+    fd = open_private(path, os.O_RDWR | os.O_CREAT, root=root)
+    with os.fdopen(fd, "r+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,15 +1,8 @@
 """Process supervision for the local stack: ports, start, readiness, identity, stop.
 
-A started component must outlive the ``otel-tdd stack up`` command that started
-it, so it runs in its own session with its output in a log file, and is later
-found again by the pid recorded in ``state.json``. Pids are reused by the kernel
-and ``state.json`` is only a file anyone can copy, so nothing is ever signalled on
-what it says alone: the process must run exactly the command line we started,
-and, given an :class:`Owner`, carry the state directory's own random id in its
-environment (``OTEL_TDD_STACK_ID``), have started at the recorded moment
-(``/proc/PID/stat``) and run in the recorded working directory (:func:`is_ours`).
-A copied ``state.json`` (or a copied state directory) names the same pids but
-cannot give them its id or move their working directory.
+Nothing is signalled on what ``state.json`` says alone: the pid must run the exact
+command line we started and show the state directory's :class:`Owner` (its id in
+the environment, its start time, its working directory; docs/local-stack.md).
 """
 
 from __future__ import annotations

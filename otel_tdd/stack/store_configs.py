@@ -1,11 +1,7 @@
 """The stores' configs for a local process: Jaeger's YAML and VictoriaLogs' flags.
 
-``compose/jaeger/config.yaml`` is the one Jaeger config: as shipped it is the
-compose one (every endpoint on 0.0.0.0 inside its container, data under
-/badger). :func:`render_jaeger_config` moves each endpoint to a 127.0.0.1 port
-and the Badger directories into a data dir of our own, so a local Jaeger never
-listens on the network nor clashes with our Collector's 4317/4318/13133/8888.
-VictoriaLogs takes flags only, built by :func:`victoria_logs_args`.
+``compose/jaeger/config.yaml`` is the one Jaeger config; :func:`render_jaeger_config`
+moves every endpoint to a 127.0.0.1 port and Badger's data into a dir of ours.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from otel_tdd.stack.local import find_compose_dir
+from otel_tdd.stack.assets import find_assets
 
 __all__ = [
     "JaegerPorts",
@@ -51,7 +47,7 @@ class JaegerPorts:
 
 def find_jaeger_config() -> Path:
     """``compose/jaeger/config.yaml`` of the checkout or of the installed wheel."""
-    return find_compose_dir() / "jaeger" / "config.yaml"
+    return find_assets("compose") / "jaeger" / "config.yaml"
 
 
 def load_jaeger_config(path: Path | None = None) -> dict[str, Any]:
@@ -123,7 +119,7 @@ def jaeger_urls(ports: JaegerPorts, config: Mapping[str, Any] | None = None) -> 
 
 
 def victoria_logs_args(
-    binary: Path, port: int, data_dir: Path, retention: str = LOGS_RETENTION
+    binary: Path | str, port: int, data_dir: Path, retention: str = LOGS_RETENTION
 ) -> list[str]:
     """The command line of a local VictoriaLogs: 127.0.0.1 only, data in ``data_dir``."""
     return [

@@ -1,13 +1,8 @@
 """Build and find the trace store (Jaeger v2) and the log store (VictoriaLogs).
 
-Neither ships in a registry this project can use, so both are built from their
-Go modules, like our Collector, and cached by version under
-``~/.cache/otel-tdd/stores/NAME/VERSION/``, with the build's output in
-``build.log`` beside the binary and a lock so two sessions never build one
-version at once. VictoriaLogs is a plain ``go install``; Jaeger's go.mod has a
-``replace``, which ``go install`` refuses, so it is built from a small generated
-wrapper module that requires it and repeats the replace.
-``OTEL_TDD_VICTORIA_LOGS_BIN`` / ``OTEL_TDD_JAEGER_BIN`` point at existing binaries.
+Both are built from their Go modules and cached by version under
+``~/.cache/otel-tdd/stores/NAME/VERSION/`` (how, and why Jaeger needs a wrapper
+module: docs/stores.md). ``OTEL_TDD_*_BIN`` point at existing binaries instead.
 """
 
 from __future__ import annotations
@@ -17,19 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# The Collector's build machinery (clock, logged runs, lock, cache root) is the
-# same for any Go build; its error type is translated at this module's edge.
-from otel_tdd.stack.collector import (
-    CollectorBuildError,
-    _Clock,
-    _parse_go_version,
-    _run_logged,
+from otel_tdd.stack.gobuild import (
+    Clock,
+    GoBuildError,
+    Progress,
     cache_root,
     cached_go_build,
+    parse_go_version,
+    run_logged,
 )
 
 __all__ = [
@@ -41,8 +35,6 @@ __all__ = [
     "cli",
     "store_binary",
 ]
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -80,7 +72,7 @@ STORES: Mapping[str, Store] = {s.name: s for s in (VICTORIA_LOGS, JAEGER)}
 _JAEGER_REPLACES = ("github.com/Shopify/sarama => github.com/Shopify/sarama v1.33.0",)
 
 
-class StoreBuildError(Exception):
+class StoreBuildError(GoBuildError):
     """A store binary cannot be built or found; the message says what to do."""
 
 
@@ -117,7 +109,7 @@ def _find_go(store: Store) -> str:
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise StoreBuildError(f"`{go} env GOVERSION` failed: {exc}. {hint}") from exc
-    version = _parse_go_version(out)
+    version = parse_go_version(out)
     if version is None or version < store.min_go:
         raise StoreBuildError(
             f"building {store.name} needs Go >= {want}, but {go} is "
@@ -126,13 +118,13 @@ def _find_go(store: Store) -> str:
     return go
 
 
-def _build_victoria_logs(go: str, workdir: Path, clock: _Clock) -> Path:
+def _build_victoria_logs(go: str, workdir: Path, clock: Clock) -> Path:
     """``go install MODULE@VERSION`` into a private GOBIN inside the cache."""
     gobin = workdir / "gobin"
     gobin.mkdir(exist_ok=True)
     env = {**os.environ, "GOBIN": str(gobin)}
     clock.say(f"go install {VICTORIA_LOGS.module}@{VICTORIA_LOGS.version}")
-    _run_logged(
+    run_logged(
         [go, "install", f"{VICTORIA_LOGS.module}@{VICTORIA_LOGS.version}"],
         workdir / "build.log",
         clock,
@@ -160,7 +152,7 @@ def jaeger_wrapper_files(go_version: str = "1.25") -> dict[str, str]:
     return {"go.mod": go_mod, "tools.go": tools_go}
 
 
-def _build_jaeger(go: str, workdir: Path, clock: _Clock) -> Path:
+def _build_jaeger(go: str, workdir: Path, clock: Clock) -> Path:
     """Generate the wrapper module, tidy it, build ``cmd/jaeger`` stripped."""
     src = workdir / "src"
     if src.exists():
@@ -172,9 +164,9 @@ def _build_jaeger(go: str, workdir: Path, clock: _Clock) -> Path:
     env = dict(os.environ)
     out = src / JAEGER.binary
     clock.say("go mod tidy (downloads Jaeger's dependencies)")
-    _run_logged([go, "-C", str(src), "mod", "tidy"], log, clock, env)
+    run_logged([go, "-C", str(src), "mod", "tidy"], log, clock, env)
     clock.say("go build cmd/jaeger (minutes: ~8 cold on 2 cores, ~2 GB of RAM)")
-    _run_logged(
+    run_logged(
         [
             go, "-C", str(src), "build", "-trimpath", "-ldflags", "-s -w",
             "-o", str(out), f"{JAEGER.module}/cmd/jaeger",
@@ -195,10 +187,10 @@ def build_store(name: str, *, progress: Progress = _stderr_progress, force: bool
     store = _store(name)
     builder = _build_jaeger if store is JAEGER else _build_victoria_logs
 
-    def build(go: str, workdir: Path, clock: _Clock) -> Path:
+    def build(go: str, workdir: Path, clock: Clock) -> Path:
         try:
             return builder(go, workdir, clock)
-        except CollectorBuildError as exc:  # _run_logged's error, about our build here
+        except GoBuildError as exc:  # run_logged's error, about this store's build
             raise StoreBuildError(f"building {store.name} failed: {exc}") from exc
 
     return cached_go_build(

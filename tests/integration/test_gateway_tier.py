@@ -42,7 +42,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from otel_tdd.stack import process
-from otel_tdd.stack.collector import collector_binary, collector_env, find_collector_dir
+from otel_tdd.stack.assets import find_assets
+from otel_tdd.stack.collector import collector_binary, collector_env
 from otel_tdd.stack.local import RESOLVER, LocalStack, StackError
 from otel_tdd.stack.otlp_files import read_spans
 
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-COLLECTOR_DIR = find_collector_dir()
+COLLECTOR_DIR = find_assets("collector")
 DECISION_WAIT_S = 2.0  # the gateways' tail-sampling hold, shortened for the tests
 SLOW_MS = 1000  # gateway.yaml's default latency threshold
 SPANS_PER_TRACE = 3
@@ -235,6 +236,7 @@ def two_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnde
         components=("collector", "prometheus"),
         gateways=2,
         collector_env=GATEWAY_ENV,
+        jsonl_files=True,
     )
     _up(stack)
     try:
@@ -349,6 +351,7 @@ def _kill_mid_run(tmp_path: Path, recover: str) -> tuple[LocalStack, Workload, L
         components=("collector",),
         gateways=2,
         collector_env=GATEWAY_ENV,
+        jsonl_files=True,
         resolver_interval=1.0 if recover == "rebalance" else None,
     )
     _up(stack)

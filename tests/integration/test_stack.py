@@ -250,6 +250,9 @@ def test_rendered_configs_are_valid_and_point_at_the_local_ports(state_dir: Path
         "app": ["127.0.0.1:9464"],
         "prometheus": [stack.prometheus_url.split("/")[2]],
         "alertmanager": [stack.alertmanager_url.split("/")[2]],
+        # The stores' own /metrics (jobs named as in compose/prometheus/prometheus.yml).
+        "victorialogs": [stack.urls["victoria_logs"].split("/")[2]],
+        "jaeger": [f"127.0.0.1:{stack._state.ports['jaeger']['metrics']}"],
     }
     check = subprocess.run(
         ["promtool", "check", "config", str(stack.config_path("prometheus"))],

@@ -6,11 +6,12 @@ import re
 
 import yaml
 
-from otel_tdd.stack.collector import BUILDER_VERSION, find_collector_dir
+from otel_tdd.stack.assets import find_assets
+from otel_tdd.stack.collector import BUILDER_VERSION
 
 
 def test_dockerfile_pins_the_same_builder_and_builds_our_manifest() -> None:
-    collector_dir = find_collector_dir()
+    collector_dir = find_assets("collector")
     dockerfile = (collector_dir / "Dockerfile").read_text()
     match = re.search(r"ARG OCB_VERSION=(\S+)", dockerfile)
     assert match, "collector/Dockerfile must pin OCB_VERSION"
@@ -21,7 +22,7 @@ def test_dockerfile_pins_the_same_builder_and_builds_our_manifest() -> None:
 
 
 def test_compose_runs_the_image_with_the_mounted_config() -> None:
-    compose_dir = find_collector_dir().parent / "compose"
+    compose_dir = find_assets("collector").parent / "compose"
     compose = yaml.safe_load((compose_dir / "docker-compose.yml").read_text())
     service = compose["services"]["otel-collector"]
     assert service["build"] == "../collector"

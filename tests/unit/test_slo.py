@@ -22,8 +22,9 @@ import yaml
 from otel_tdd import slo_cli
 from otel_tdd.slo import SpecError, load_spec, parse_spec
 from otel_tdd.slo_rules import BURN_ALERTS, RATIO_WINDOWS, format_duration, render_rules
-from otel_tdd.stack import local
+from otel_tdd.stack import cli as stack_cli
 from otel_tdd.stack.local import LocalStack, StackError
+from otel_tdd.stack.monitoring import add_slo_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "slos.yaml"
@@ -428,13 +429,13 @@ def test_stack_up_copies_the_generated_rules_beside_the_shipped_ones(
     stack = LocalStack(tmp_path / "stack", slo_rules_dir=generated / "rules")
     rules = tmp_path / "rules"
     rules.mkdir()
-    stack._add_slo_rules(rules)
+    add_slo_rules(stack.config.slo_rules_dir, rules, print)
     assert (rules / "slo-tdd-app.yml").read_text() == (
         generated / "rules" / "slo-tdd-app.yml"
     ).read_text()
     empty = LocalStack(tmp_path / "stack2", slo_rules_dir=tmp_path / "nothing")
     with pytest.raises(StackError, match="run `otel-tdd slo generate` first"):
-        empty._add_slo_rules(rules)
+        add_slo_rules(empty.config.slo_rules_dir, rules, print)
 
 
 def test_stack_up_defaults_to_the_generate_output(
@@ -449,11 +450,11 @@ def test_stack_up_defaults_to_the_generate_output(
         def up(self) -> None:
             pass
 
-    monkeypatch.setattr(local, "LocalStack", Recording)
-    monkeypatch.setattr(local, "_print_urls", lambda stack: None)
+    monkeypatch.setattr(stack_cli, "LocalStack", Recording)
+    monkeypatch.setattr(stack_cli, "_print_urls", lambda stack: None)
     monkeypatch.chdir(tmp_path)
-    assert local.cli(["up", "--dir", str(tmp_path / "s")]) == 0
+    assert stack_cli.cli(["up", "--dir", str(tmp_path / "s")]) == 0
     assert seen[0].slo_rules_dir is None  # nothing generated here
     assert slo_cli.cli(["generate", str(EXAMPLE), "--no-dashboard"]) == 0
-    assert local.cli(["up", "--dir", str(tmp_path / "s")]) == 0
+    assert stack_cli.cli(["up", "--dir", str(tmp_path / "s")]) == 0
     assert seen[1].slo_rules_dir == tmp_path / ".otel-tdd" / "slo" / "rules"

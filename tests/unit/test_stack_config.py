@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from otel_tdd.stack import cli as stack_cli
 from otel_tdd.stack import local
-from otel_tdd.stack.local import RESOLVER, StackConfig, StackError
+from otel_tdd.stack.local import CORE_COMPONENTS, RESOLVER, StackConfig, StackError
 
 
 def test_two_tier_mode_runs_gateways_first_and_the_resolver_last(tmp_path: Path) -> None:
-    config = StackConfig(state_dir=tmp_path, gateways=2)
+    config = StackConfig(state_dir=tmp_path, components=CORE_COMPONENTS, gateways=2)
     assert config.processes == (
         "gateway-1",
         "gateway-2",
@@ -48,12 +49,12 @@ def test_cli_resolver_interval_zero_means_no_resolver(
         def up(self) -> None:
             pass
 
-    monkeypatch.setattr(local, "LocalStack", Recording)
-    monkeypatch.setattr(local, "_print_urls", lambda stack: None)
+    monkeypatch.setattr(stack_cli, "LocalStack", Recording)
+    monkeypatch.setattr(stack_cli, "_print_urls", lambda stack: None)
     argv = ["up", "--dir", str(tmp_path), "--gateways", "2", "--resolver-interval", "0"]
-    assert local.cli(argv) == 0
+    assert stack_cli.cli(argv) == 0
     assert seen[0].resolver_interval is None and RESOLVER not in seen[0].processes
-    assert local.cli(["up", "--dir", str(tmp_path), "--gateways", "2"]) == 0
+    assert stack_cli.cli(["up", "--dir", str(tmp_path), "--gateways", "2"]) == 0
     assert seen[1].resolver_interval == 1.0 and seen[1].processes[-1] == RESOLVER
 
 
@@ -81,9 +82,9 @@ class _FlakyStack:
 def test_the_watch_loop_survives_failed_rounds_and_stops_with_the_agent(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(local.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(stack_cli.time, "sleep", lambda seconds: None)
     stack = _FlakyStack()
-    assert local._watch_gateways(stack, 1.0) == 0  # type: ignore[arg-type]
+    assert stack_cli._watch_gateways(stack, 1.0) == 0  # type: ignore[arg-type]
     out = capsys.readouterr().out
     assert stack.rounds == 4
     assert out.startswith(f"{RESOLVER:<13} watching the gateways every 1s")
@@ -96,7 +97,7 @@ def test_the_watch_loop_survives_failed_rounds_and_stops_with_the_agent(
 
 def test_watching_a_stack_whose_agent_is_not_running_is_an_error() -> None:
     with pytest.raises(StackError, match="agent: not running: start the stack with --gateways N"):
-        local._watch_gateways(_FlakyStack(agent_running=False), 1.0)  # type: ignore[arg-type]
+        stack_cli._watch_gateways(_FlakyStack(agent_running=False), 1.0)  # type: ignore[arg-type]
 
 
 def test_a_failed_agent_reload_leaves_the_old_list_so_the_next_round_retries(
