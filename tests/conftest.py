@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from otel_tdd.stack import process
+from otel_tdd.stack.collector import find_config
 from otel_tdd.stack.local import LocalStack, StackError
 from otel_tdd.stack.otlp_files import read_logs, read_metrics, read_spans
 
@@ -75,6 +77,29 @@ def _up_or_fail(stack: LocalStack) -> None:
         error = str(exc)
     stack.down()
     pytest.fail(f"this test needs the real stack ({stack.state_dir}): {error}", pytrace=False)
+
+
+def files_collector_config(state_dir: Path) -> Path:
+    """collector/config.yaml with the JSONL files overlay (collector/files.yaml) merged in.
+
+    These fixtures read what the Collector wrote to files, and StackConfig takes one
+    config file, so the two are merged here as the Collector merges two --config
+    files: maps key by key, lists replaced. Written beside ``state_dir``.
+    """
+
+    def merge(base: Any, over: Any) -> Any:
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
+        return over
+
+    config = find_config()
+    merged = merge(
+        yaml.safe_load(config.read_text()),
+        yaml.safe_load((config.parent / "files.yaml").read_text()),
+    )
+    path = state_dir.with_name(f"{state_dir.name}-collector.yaml")
+    path.write_text(yaml.safe_dump(merged, sort_keys=False))
+    return path
 
 
 class CollectorUnderTest:
@@ -154,7 +179,12 @@ class StackUnderTest(LocalStack):
 
 
 def _collector_in(state_dir: Path) -> Iterator[CollectorUnderTest]:
-    stack = LocalStack(state_dir, free_ports=True, components=("collector",))
+    stack = LocalStack(
+        state_dir,
+        free_ports=True,
+        components=("collector",),
+        collector_config=files_collector_config(state_dir),
+    )
     _up_or_fail(stack)
     try:
         yield CollectorUnderTest(stack)
@@ -177,7 +207,10 @@ def module_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Colle
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackUnderTest]:
     """Collector, Prometheus and Alertmanager on free 127.0.0.1 ports; one per test module."""
-    running = StackUnderTest(tmp_path_factory.mktemp("stack"), free_ports=True)
+    state_dir = tmp_path_factory.mktemp("stack")
+    running = StackUnderTest(
+        state_dir, free_ports=True, collector_config=files_collector_config(state_dir)
+    )
     _up_or_fail(running)
     try:
         yield running
