@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import time
 import urllib.request
@@ -24,11 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -36,8 +42,10 @@ from opentelemetry.trace import SpanKind
 from stores_helpers import JaegerUnderTest, Running, running_jaeger, start, wait_for
 
 from otel_tdd import stores_query
+from otel_tdd.exemplars_query import fetch_exemplars
 from otel_tdd.stack import process
 from otel_tdd.stack.collector import collector_binary, collector_env, find_config
+from otel_tdd.stack.local import find_compose_dir
 from otel_tdd.stack.store_configs import victoria_logs_args, victoria_logs_url
 
 pytest_plugins = ["stores_fixtures"]
@@ -94,6 +102,10 @@ class Collector:
     @property
     def otlp_http(self) -> str:
         return f"http://{self.env['OTELCOL_OTLP_HTTP_ENDPOINT']}"
+
+    @property
+    def exporter_address(self) -> str:
+        return self.env["OTELCOL_PROMETHEUS_ENDPOINT"]
 
     @property
     def telemetry_url(self) -> str:
@@ -162,6 +174,7 @@ def collector(
         "OTELCOL_PROMETHEUS_ENDPOINT": f"127.0.0.1:{exporter}",
         "OTELCOL_HEALTH_ENDPOINT": f"127.0.0.1:{health}",
         "OTELCOL_TELEMETRY_PORT": str(telemetry),
+        "OTELCOL_TELEMETRY_HOST": "127.0.0.1",
         "OTELCOL_LOGS_STORE_ENDPOINT": log_store.url,
         "OTELCOL_TRACES_STORE_ENDPOINT": jaeger_store.otlp_grpc,
         "OTELCOL_QUEUE_DIR": str(tmp_path / "queue"),
@@ -365,3 +378,82 @@ def test_log_store_outage_loses_nothing(
         )
     finally:
         app.close()
+
+
+# --- exemplars: a histogram's bucket names the trace, Prometheus keeps it -------------------
+
+
+@pytest.fixture
+def prometheus(collector: Collector, tmp_path: Path) -> Iterator[str]:
+    """Debian's Prometheus with exemplar storage, running compose's `otel-collector` job
+    (honor_labels and all) against this Collector's prometheus exporter."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus not found: apt-get install prometheus", pytrace=False)
+    shipped = yaml.safe_load((find_compose_dir() / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "otel-collector"]
+    job["static_configs"] = [{"targets": [collector.exporter_address]}]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [job]})
+    )
+    (port,) = process.free_ports(1)
+    compose = yaml.safe_load((find_compose_dir() / "docker-compose.yml").read_text())
+    features = [a for a in compose["services"]["prometheus"]["command"] if "enable-feature" in a]
+    argv = [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{port}", *features,
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    running = start(argv, tmp_path / "prometheus.log", f"{url}/-/ready", "Prometheus")
+    try:
+        yield url
+    finally:
+        process.stop(running.pid, running.argv)
+
+
+def test_a_histogram_exemplar_reaches_prometheus_and_names_a_trace_jaeger_holds(
+    collector: Collector, jaeger_store: JaegerUnderTest, prometheus: str
+) -> None:
+    """Recorded inside a sampled span, the bucket's exemplar carries the span's trace id
+    through OTLP, the Collector's OpenMetrics exporter and Prometheus' exemplar storage."""
+    service = f"exemplars-{uuid.uuid4().hex[:8]}"
+    metric = "shop_request_duration_seconds"
+    app = App(collector, service)
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{collector.otlp_http}/v1/metrics"),
+        export_interval_millis=3_600_000,  # one export, below: the SDK clears exemplars at each
+    )
+    buckets = View(
+        instrument_name=metric,
+        aggregation=ExplicitBucketHistogramAggregation([0.05, 0.1, 0.25, 0.5, 1.0]),
+    )
+    meters = MeterProvider(
+        resource=app.tracer_provider.resource, metric_readers=[reader], views=[buckets]
+    )
+    histogram = meters.get_meter("tests.collector_stores").create_histogram(metric, unit="s")
+    try:
+        with app.tracer.start_as_current_span("POST /orders", kind=SpanKind.SERVER) as span:
+            histogram.record(0.3, {"route": "/orders"})
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        app.flush()
+        assert meters.force_flush(10_000), "metrics not exported"
+        found = wait_for(
+            lambda: [e for e in fetch_exemplars(prometheus, metric) if e.trace_id == trace_id],
+            60,
+            f"an exemplar of trace {trace_id} in Prometheus\n{collector.log_tail()}",
+        )
+    finally:
+        meters.shutdown()
+        app.close()
+    (exemplar,) = found
+    assert exemplar.value == 0.3
+    assert exemplar.series["le"] == "0.5"
+    # honor_labels: the app's job (service.name), not the scrape job's name.
+    assert exemplar.series["job"] == service
+    spans = wait_for(
+        lambda: stores_query.fetch_trace(jaeger_store.query_url, trace_id),
+        60,
+        f"Jaeger to hold trace {trace_id}",
+    )
+    assert [s.name for s in spans] == ["POST /orders"]
