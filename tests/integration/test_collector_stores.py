@@ -10,11 +10,15 @@ exemplar naming that trace. The outages are in test_collector_store_outage.py.
 
 from __future__ import annotations
 
+import json
 import shutil
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -112,23 +116,31 @@ def test_spans_reach_jaeger_and_records_reach_victorialogs_by_trace_id(
     assert not files.exists(), sorted(files.iterdir())
 
 
-# --- exemplars: a histogram's bucket names the trace, Prometheus keeps it -------------------
+# --- Prometheus: exemplars, and the stores' own metrics ------------------------------------
 
 
 @pytest.fixture
-def prometheus(store_collector: Collector, tmp_path: Path) -> Iterator[str]:
-    """Debian's Prometheus with exemplar storage, running compose's `otel-collector` job
-    (honor_labels and all) against this Collector's prometheus exporter."""
+def prometheus(
+    store_collector: Collector, log_store: LogStore, jaeger_store: JaegerUnderTest, tmp_path: Path
+) -> Iterator[str]:
+    """Debian's Prometheus with compose's feature flags (exemplar storage) and compose's
+    `otel-collector`, `victorialogs` and `jaeger` jobs (honor_labels and all), each
+    pointed at the process of this test."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus not found: apt-get install prometheus", pytrace=False)
+    targets = {
+        "otel-collector": store_collector.exporter_address,
+        "victorialogs": log_store.url.removeprefix("http://"),
+        "jaeger": urlsplit(jaeger_store.metrics_url).netloc,
+    }
     shipped = yaml.safe_load((find_compose_dir() / "prometheus" / "prometheus.yml").read_text())
-    (job,) = [j for j in shipped["scrape_configs"] if j["job_name"] == "otel-collector"]
-    job["static_configs"] = [{"targets": [store_collector.exporter_address]}]
+    jobs = [j for j in shipped["scrape_configs"] if j["job_name"] in targets]
+    assert len(jobs) == len(targets), [j["job_name"] for j in jobs]
+    for job in jobs:
+        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
     config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [job]})
-    )
+    config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": jobs}))
     (port,) = process.free_ports(1)
     compose = yaml.safe_load((find_compose_dir() / "docker-compose.yml").read_text())
     features = [a for a in compose["services"]["prometheus"]["command"] if "enable-feature" in a]
@@ -189,3 +201,23 @@ def test_a_histogram_exemplar_reaches_prometheus_and_names_a_trace_jaeger_holds(
         f"Jaeger to hold trace {trace_id}",
     )
     assert [s.name for s in spans] == ["POST /orders"]
+
+
+def up(prometheus: str) -> dict[str, str]:
+    query = urllib.parse.urlencode({"query": "up"})
+    with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}", timeout=10) as response:
+        result = json.load(response)["data"]["result"]
+    return {r["metric"]["job"]: r["value"][1] for r in result}
+
+
+def test_prometheus_scrapes_both_stores_with_the_compose_jobs(
+    prometheus: str, log_store: LogStore
+) -> None:
+    """`up` of the two store jobs is what TelemetryStoreDown watches: 1, then 0 when one dies."""
+    wait_for(
+        lambda: up(prometheus) == {"otel-collector": "1", "victorialogs": "1", "jaeger": "1"},
+        30,
+        "Prometheus to scrape the Collector's exporter and both stores",
+    )
+    log_store.kill()
+    wait_for(lambda: up(prometheus).get("victorialogs") == "0", 30, "up{job=victorialogs} == 0")
