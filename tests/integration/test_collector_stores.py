@@ -33,7 +33,7 @@ from stores_helpers import JaegerUnderTest, start, wait_for
 from otel_tdd import stores_query
 from otel_tdd.exemplars_query import fetch_exemplars
 from otel_tdd.stack import process
-from otel_tdd.stack.local import find_compose_dir
+from otel_tdd.stack.collector import find_config
 
 pytest_plugins = ["stores_fixtures", "collector_stores_fixtures"]
 pytestmark = pytest.mark.integration
@@ -119,6 +119,10 @@ def test_spans_reach_jaeger_and_records_reach_victorialogs_by_trace_id(
 # --- Prometheus: exemplars, and the stores' own metrics ------------------------------------
 
 
+# Beside collector/ in the checkout and in the wheel's assets.
+COMPOSE = find_config().parent.parent / "compose"
+
+
 @pytest.fixture
 def prometheus(
     store_collector: Collector, log_store: LogStore, jaeger_store: JaegerUnderTest, tmp_path: Path
@@ -134,7 +138,7 @@ def prometheus(
         "victorialogs": log_store.url.removeprefix("http://"),
         "jaeger": urlsplit(jaeger_store.metrics_url).netloc,
     }
-    shipped = yaml.safe_load((find_compose_dir() / "prometheus" / "prometheus.yml").read_text())
+    shipped = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
     jobs = [j for j in shipped["scrape_configs"] if j["job_name"] in targets]
     assert len(jobs) == len(targets), [j["job_name"] for j in jobs]
     for job in jobs:
@@ -142,7 +146,7 @@ def prometheus(
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": jobs}))
     (port,) = process.free_ports(1)
-    compose = yaml.safe_load((find_compose_dir() / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
     features = [a for a in compose["services"]["prometheus"]["command"] if "enable-feature" in a]
     argv = [
         binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",

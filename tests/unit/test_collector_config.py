@@ -8,6 +8,7 @@ that the store queues are on disk, and that the overlay replaces whole lists.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,16 @@ def test_configs_are_in_the_package_data() -> None:
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert '"collector" = "otel_tdd/_assets/collector"' in pyproject
     assert (COLLECTOR / "files.yaml").is_file()
+
+
+def test_the_image_owns_the_queue_directory_a_volume_is_mounted_on() -> None:
+    """A named volume starts as a copy of the image's directory: it must be the user's."""
+    dockerfile = (COLLECTOR / "Dockerfile").read_text()
+    queue = re.search(r"OTELCOL_QUEUE_DIR=(\S+)", dockerfile)
+    assert queue, "collector/Dockerfile must set OTELCOL_QUEUE_DIR"
+    assert f"mkdir -p /out{queue.group(1)}" in dockerfile
+    assert re.search(r"COPY --from=build --chown=nonroot:nonroot /out(\S+) (\S+)", dockerfile)
+    compose_dir = COLLECTOR.parent / "compose"
+    compose = yaml.safe_load((compose_dir / "docker-compose.yml").read_text())
+    env = compose["services"]["otel-collector"]["environment"]
+    assert env["OTELCOL_QUEUE_DIR"] == queue.group(1)
