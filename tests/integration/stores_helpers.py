@@ -89,6 +89,7 @@ class JaegerUnderTest:
     query_url: str
     otlp_http: str
     metrics_url: str
+    otlp_grpc: str = ""  # host:port, what a Collector's otlp_grpc exporter takes
 
 
 # --- the app ---------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def running_jaeger(
     }
     running = start(argv, base / "jaeger.log", urls["health"], "Jaeger", env=env)
     try:
-        yield JaegerUnderTest(urls["query"], urls["otlp_http"], urls["metrics"])
+        yield JaegerUnderTest(urls["query"], urls["otlp_http"], urls["metrics"], urls["otlp_grpc"])
     finally:
         process.stop(running.pid, running.argv)
 

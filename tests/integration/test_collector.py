@@ -155,9 +155,22 @@ def series(url: str, name: str, **labels: str) -> list[tuple[dict[str, str], flo
 # --- the behaviours ------------------------------------------------------------------------
 
 
-def test_binary_validate_accepts_shipped_config() -> None:
+@pytest.mark.parametrize(
+    "configs",
+    [
+        ["config.yaml"],
+        ["config.yaml", "files.yaml"],
+        ["gateway.yaml"],
+        ["agent.yaml"],
+        ["agent.yaml", "agent-k8s.yaml"],
+    ],
+    ids="+".join,
+)
+def test_binary_validate_accepts_shipped_config(configs: list[str]) -> None:
+    """Each shipped config, and each overlay merged over its base, as the binary reads it."""
+    paths = [find_config().parent / name for name in configs]
     result = subprocess.run(
-        [str(collector_binary()), "validate", f"--config={find_config()}"],
+        [str(collector_binary()), "validate", *(f"--config={path}" for path in paths)],
         capture_output=True,
         text=True,
         env=collector_env(),
@@ -262,3 +275,11 @@ def test_collector_stops_on_sigterm_and_is_gone(tmp_path: Path) -> None:
     assert not process.is_running(pid)
     log = stack.log_path("collector").read_text()
     assert "Shutdown complete" in log, log[-2000:]
+
+
+def test_files_overlay_leaves_the_stores_out(collector: CollectorUnderTest, sent: Sent) -> None:
+    """The fixtures' Collector runs config.yaml + files.yaml: files only, no store exporter."""
+    collector.wait_for(lambda: spans_of(collector, sent.service), 15, "span exported")
+    exporters = {labels.get("exporter") for _, labels, _ in scrape(collector.telemetry_url)}
+    assert {"file/traces", "file/logs"} <= exporters, exporters
+    assert not exporters & {"otlp_http/victorialogs", "otlp_grpc/jaeger"}, exporters

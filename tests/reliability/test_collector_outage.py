@@ -280,7 +280,11 @@ def test_collector_killed_mid_run_then_restarted_export_resumes_and_every_loss_i
             assert child.poll() is None  # the app kept working
 
             restarted = LocalStack(
-                collector.stack.state_dir, components=("collector",), ports=ports
+                collector.stack.state_dir,
+                components=("collector",),
+                ports=ports,
+                # The same config as the fixture's (with the files overlay this test reads).
+                collector_config=collector.stack.config.collector_config,
             )
             restarted.up()
             restarted_at = time.monotonic()

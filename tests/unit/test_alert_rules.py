@@ -39,12 +39,16 @@ EXPECTED_ALERTS = {
     "CollectorRefusingData": "5m",
     "CollectorExporterFailing": "5m",
     "CollectorDroppingData": "5m",
+    "TelemetryStoreDown": "1m",
+    "TelemetryStoreNotAccepting": "1m",
     "TelemetryDropped": "1m",
     "HealthCheckFailing": "2m",
     "AlertDeliveryFailing": "0m",
     "AuthFailureSpike": "5m",
     "CsrfViolations": "1m",
 }
+
+STORE_SEEN_BY_COLLECTOR = {"TelemetryStoreNotAccepting"}
 
 
 def promtool() -> str:
@@ -113,8 +117,11 @@ def test_alert_names_and_group_names_are_unique() -> None:
 def test_every_alert_has_routing_labels_and_annotations(rule: dict[str, Any]) -> None:
     labels = rule.get("labels", {})
     assert labels.get("severity") in {"critical", "warning"}
-    # Alertmanager groups and inhibits by service; it is the OTel service.name.
-    assert labels.get("service") == "{{ $labels.job }}"
+    # Alertmanager groups and inhibits by service; it is the OTel service.name. An alert
+    # about a store seen from the Collector's metrics names the store, so that
+    # TelemetryStoreDown of that store silences it.
+    expected = "{{ $labels.store }}" if rule["alert"] in STORE_SEEN_BY_COLLECTOR else None
+    assert labels.get("service") == (expected or "{{ $labels.job }}")
     assert re.fullmatch(r"[a-z]+", labels.get("symptom", "")), "symptom label missing"
     annotations = rule.get("annotations", {})
     assert annotations.get("summary")
@@ -216,6 +223,8 @@ def test_warning_twins_share_symptom_with_their_critical_alert() -> None:
         ("DatabaseDown", "DatabaseConnectionFailure"),
         ("CollectorExporterFailing", "CollectorRefusingData"),
         ("CollectorDroppingData", "CollectorRefusingData"),
+        ("TelemetryStoreDown", "TelemetryStoreNotAccepting"),
+        ("TelemetryStoreDown", "ScrapeTargetDown"),
     ]:
         assert by_name[critical]["severity"] == "critical"
         assert by_name[warning]["severity"] == "warning"

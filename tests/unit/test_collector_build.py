@@ -50,7 +50,10 @@ REQUIRED = {
         f"{CONTRIB}/exporter/loadbalancingexporter",
     ],
     "connectors": [f"{CONTRIB}/connector/spanmetricsconnector"],
-    "extensions": [f"{CONTRIB}/extension/healthcheckextension"],
+    "extensions": [
+        f"{CONTRIB}/extension/healthcheckextension",
+        f"{CONTRIB}/extension/storage/filestorage",
+    ],
     "providers": [
         f"{CORE}/confmap/provider/envprovider",
         f"{CORE}/confmap/provider/fileprovider",
@@ -266,7 +269,8 @@ def test_manifest_and_config_are_found_in_the_checkout() -> None:
 
 
 def test_config_uses_the_agreed_variables_with_their_defaults() -> None:
-    text = find_config().read_text()
+    # OTELCOL_FILE_DIR lives in the files overlay merged over config.yaml.
+    text = find_config().read_text() + (find_config().parent / "files.yaml").read_text()
     for name, default in DEFAULT_ENV.items():
         assert f"${{env:{name}:-{default}}}" in text, name
 

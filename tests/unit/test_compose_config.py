@@ -34,7 +34,12 @@ EXPECTED_JOBS = {
     "node-exporter": "node-exporter:9100",
     "prometheus": "localhost:9090",
     "alertmanager": "alertmanager:9093",
+    # The stores' own metrics; the local stack maps these jobs to its components
+    # victorialogs and jaeger.
+    "victorialogs": "victoria-logs:9428",
+    "jaeger": "jaeger:14269",
 }
+JAEGER_CONFIG = COMPOSE_DIR / "jaeger" / "config.yaml"
 
 
 def promtool() -> str:
@@ -195,6 +200,45 @@ def test_prometheus_has_lifecycle_but_not_the_admin_api() -> None:
     assert not any("admin-api" in arg for arg in command)
 
 
+def test_prometheus_keeps_the_exemplars_the_collector_serves() -> None:
+    command = compose()["services"]["prometheus"]["command"]
+    assert "--enable-feature=exemplar-storage" in command
+    # Exemplars travel only in OpenMetrics, which the Collector's exporter must offer.
+    config = yaml.safe_load((ROOT / "collector" / "config.yaml").read_text())
+    assert config["exporters"]["prometheus"]["enable_open_metrics"] is True
+    assert jobs()["otel-collector"]["honor_labels"] is True
+
+
+def _victoria_logs_port() -> str:
+    command = compose()["services"]["victoria-logs"]["command"]
+    (listen,) = [arg for arg in command if arg.startswith("-httpListenAddr=")]
+    return listen.rsplit(":", 1)[1]
+
+
+def test_the_collector_sends_to_the_compose_stores() -> None:
+    env = compose()["services"]["otel-collector"]["environment"]
+    assert env["OTELCOL_LOGS_STORE_ENDPOINT"] == f"http://victoria-logs:{_victoria_logs_port()}"
+    jaeger = yaml.safe_load(JAEGER_CONFIG.read_text())
+    grpc_port = jaeger["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].rsplit(":", 1)[1]
+    assert env["OTELCOL_TRACES_STORE_ENDPOINT"] == f"jaeger:{grpc_port}"
+    assert {"victoria-logs", "jaeger"} <= set(compose()["services"]["otel-collector"]["depends_on"])
+
+
+def test_the_collector_queue_is_on_a_named_volume() -> None:
+    env = compose()["services"]["otel-collector"]["environment"]
+    volumes = compose()["services"]["otel-collector"]["volumes"]
+    named = {v.split(":")[1]: v.split(":")[0] for v in volumes if not v.startswith(".")}
+    assert env["OTELCOL_QUEUE_DIR"] in named, volumes
+    assert named[env["OTELCOL_QUEUE_DIR"]] in compose()["volumes"]
+
+
+def test_store_scrape_targets_match_the_store_ports() -> None:
+    assert EXPECTED_JOBS["victorialogs"] == f"victoria-logs:{_victoria_logs_port()}"
+    jaeger = yaml.safe_load(JAEGER_CONFIG.read_text())
+    (reader,) = jaeger["service"]["telemetry"]["metrics"]["readers"]
+    assert EXPECTED_JOBS["jaeger"] == f"jaeger:{reader['pull']['exporter']['prometheus']['port']}"
+
+
 def test_prometheus_scrape_targets_match_the_collector_ports() -> None:
     env = compose()["services"]["otel-collector"]["environment"]
     exporter_port = env["OTELCOL_PROMETHEUS_ENDPOINT"].rsplit(":", 1)[1]
@@ -215,7 +259,9 @@ def test_the_collector_gets_every_variable_its_config_reads() -> None:
         "OTELCOL_HEALTH_ENDPOINT",
         "OTELCOL_TELEMETRY_HOST",
         "OTELCOL_TELEMETRY_PORT",
-        "OTELCOL_FILE_DIR",
+        "OTELCOL_LOGS_STORE_ENDPOINT",
+        "OTELCOL_TRACES_STORE_ENDPOINT",
+        "OTELCOL_QUEUE_DIR",
     }
     assert wanted <= set(service["environment"])
     config = ROOT / "collector" / "config.yaml"
