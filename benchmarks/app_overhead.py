@@ -138,6 +138,9 @@ KNOBS: dict[str, dict[str, str]] = {
     "sys.setswitchinterval(0.5 ms) in the worker (apps/switch_interval.py)": {
         "GUNICORN_CMD_ARGS": f"--config={APPS / 'switch_interval.py'}"
     },
+    "export pacing off (apps/no_pacing.py)": {
+        "GUNICORN_CMD_ARGS": f"--config={APPS / 'no_pacing.py'}"
+    },
 }
 
 
@@ -384,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apps", default="flask,fastapi,django")
     parser.add_argument("--knobs", action="store_true", help="Flask under otel-tdd run, per knob")
     parser.add_argument("--knob", action="append", help="with --knobs: only knobs containing this")
+    parser.add_argument(
+        "--rate", type=float, help="with --knobs: wrk paced at about this many req/s"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 2
@@ -509,12 +515,20 @@ def knobs(
 ) -> None:
     names = ["bare", *(k for k in KNOBS if not args.knob or any(part in k for part in args.knob))]
     runs: dict[str, list[Result]] = {}
+    lua = delay_script(tmp / f"delay-{app.name}.lua", args.rate) if args.rate else None
     for round_no in range(args.rounds):
         order = names[round_no:] + names[:round_no]
         for name in order:
             way = "bare" if name == "bare" else "ours"
             result = run_once(
-                app, way, base_env, stock_bin, args.duration, extra_env=KNOBS.get(name), log_dir=tmp
+                app,
+                way,
+                base_env,
+                stock_bin,
+                args.duration,
+                lua,
+                extra_env=KNOBS.get(name),
+                log_dir=tmp,
             )
             runs.setdefault(name, []).append(result)
             say(f"knobs round {round_no + 1} {name:50} {result}")

@@ -45,6 +45,7 @@ from otel_tdd.export_accounting import (
     dropped_totals,
     record_dropped,
 )
+from otel_tdd.export_pacing import paced
 from otel_tdd.log_pipeline import TraceIdSampler, build_pipeline
 from otel_tdd.redaction import Redactor
 from otel_tdd.structured_logging import JsonLogHandler
@@ -151,7 +152,7 @@ def _tracer_provider(settings: Settings, resource: Resource, hooks: TestHooks) -
     for name in settings.traces_exporters:
         if name == "otlp":
             span_processor = BatchSpanProcessor(
-                CountingSpanExporter(_otlp_exporter(settings, "traces"))
+                CountingSpanExporter(paced(_otlp_exporter(settings, "traces")))
             )
             count_queue_drops(span_processor, "traces")
             provider.add_span_processor(span_processor)
@@ -197,7 +198,7 @@ def _logger_provider(
     for name in settings.logs_exporters:
         if name == "otlp":
             log_processor = BatchLogRecordProcessor(
-                CountingLogExporter(_otlp_exporter(settings, "logs"))
+                CountingLogExporter(paced(_otlp_exporter(settings, "logs")))
             )
             count_queue_drops(log_processor, "logs")
             provider.add_log_record_processor(log_processor)

@@ -1,0 +1,87 @@
+"""Export threads that give the GIL back while they encode a batch.
+
+The SDK's OTLP exporters encode a batch (512 spans or log records) in pure
+Python in one go, in a thread of the serving process. A request thread coming
+back from a socket read must then wait for that thread to drop the GIL, which
+CPython forces only every ``sys.getswitchinterval()`` (5 ms): that wait is most
+of the p99 an instrumented web app adds (docs/benchmarks.md, "Where the time
+goes"). :class:`PacedExporter` hands the exporter a view of the batch whose
+iteration sleeps for a moment once every :data:`SLICE_SECONDS` of encoding, so
+a waiting thread takes the GIL then instead of up to 5 ms later. Only the
+export thread slows down; the encoders (one loop over the batch each, for
+spans and log records alike) and the exporters are the SDK's, unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar, cast, overload
+
+__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "PacedBatch", "PacedExporter", "paced"]
+
+# Encoding time between two pauses; 0 turns pacing off. Read at each export, so a
+# benchmark (or a gunicorn post_fork hook) can change it in a running process.
+SLICE_SECONDS = 0.0005
+# Long enough for a thread blocked on the GIL to be woken and take it, on a busy
+# machine too: after a sleep(0) the exporting thread retakes the GIL before the
+# waiter runs (benchmarks/gil_wait.py measures the hand-over).
+PAUSE_SECONDS = 0.00025
+
+T = TypeVar("T")
+E = TypeVar("E")
+
+
+class PacedBatch(Sequence[T]):
+    """``items`` as a sequence whose iteration pauses every :data:`SLICE_SECONDS`."""
+
+    def __init__(self, items: Sequence[T]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[T]:
+        slice_seconds, pause = SLICE_SECONDS, PAUSE_SECONDS
+        if slice_seconds <= 0:
+            yield from self._items
+            return
+        clock = time.perf_counter
+        deadline = clock() + slice_seconds
+        for item in self._items:
+            yield item  # the consumer encodes this item before asking for the next
+            if clock() >= deadline:
+                time.sleep(pause)
+                deadline = clock() + slice_seconds
+
+
+class PacedExporter:
+    """Delegates everything to ``inner``; ``export`` gets the batch as a :class:`PacedBatch`.
+
+    A transparent proxy rather than a subclass: the same wrapper serves the span
+    and the log exporters, and shutdown's signature stays the inner one's (the
+    batch processor and export_accounting look at it by name).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        return self.inner.export(PacedBatch(batch), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def paced(exporter: E) -> E:
+    """``exporter`` behind a :class:`PacedExporter`, typed as the exporter it stands for."""
+    return cast(E, PacedExporter(exporter))
