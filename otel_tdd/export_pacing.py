@@ -10,6 +10,11 @@ iteration sleeps for a moment once every :data:`SLICE_SECONDS` of encoding, so
 a waiting thread takes the GIL then instead of up to 5 ms later. Only the
 export thread slows down; the encoders (one loop over the batch each, for
 spans and log records alike) and the exporters are the SDK's, unchanged.
+
+Pacing makes an export take longer, so it stops while the export thread has
+fallen behind: when a batch follows the previous one's end by less than
+:data:`BUSY_GAP_SECONDS` (the queue held a full batch again), the batch is
+encoded in one go, as without pacing, and the pipeline's ceiling is the SDK's.
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar, cast, overload
 
-__all__ = ["PAUSE_SECONDS", "SLICE_SECONDS", "PacedBatch", "PacedExporter", "paced"]
+__all__ = [
+    "BUSY_GAP_SECONDS",
+    "PAUSE_SECONDS",
+    "SLICE_SECONDS",
+    "PacedBatch",
+    "PacedExporter",
+    "paced",
+]
 
 # Encoding time between two pauses; 0 turns pacing off. Read at each export, so a
 # benchmark (or a gunicorn post_fork hook) can change it in a running process.
@@ -28,6 +40,10 @@ SLICE_SECONDS = 0.0005
 # waiter runs (benchmarks/gil_wait.py measures the hand-over).
 PAUSE_SECONDS = 0.00025
 
+# A batch that starts sooner than this after the previous one ended: the processor
+# is exporting back to back (a saturated queue), and pauses would only lose items.
+BUSY_GAP_SECONDS = 0.01
+
 T = TypeVar("T")
 E = TypeVar("E")
 
@@ -35,8 +51,9 @@ E = TypeVar("E")
 class PacedBatch(Sequence[T]):
     """``items`` as a sequence whose iteration pauses every :data:`SLICE_SECONDS`."""
 
-    def __init__(self, items: Sequence[T]) -> None:
+    def __init__(self, items: Sequence[T], *, pace: bool = True) -> None:
         self._items = items
+        self._pace = pace
 
     def __len__(self) -> int:
         return len(self._items)
@@ -52,7 +69,7 @@ class PacedBatch(Sequence[T]):
 
     def __iter__(self) -> Iterator[T]:
         slice_seconds, pause = SLICE_SECONDS, PAUSE_SECONDS
-        if slice_seconds <= 0:
+        if slice_seconds <= 0 or not self._pace:
             yield from self._items
             return
         clock = time.perf_counter
@@ -74,9 +91,15 @@ class PacedExporter:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self._last_end = float("-inf")
 
     def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
-        return self.inner.export(PacedBatch(batch), *args, **kwargs)
+        # One export thread per processor calls this: no lock needed for _last_end.
+        behind = time.monotonic() - self._last_end < BUSY_GAP_SECONDS
+        try:
+            return self.inner.export(PacedBatch(batch, pace=not behind), *args, **kwargs)
+        finally:
+            self._last_end = time.monotonic()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

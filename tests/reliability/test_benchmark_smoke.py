@@ -62,7 +62,7 @@ def test_ops_server_wrk_smoke_run_prints_a_row_per_endpoint() -> None:
 
 def test_gil_wait_smoke_run_prints_each_way() -> None:
     out = run_benchmark("gil_wait.py", 120)
-    assert "| export thread | late p50 ms | late p99 ms | late max ms |" in out
+    assert "| export thread | late p50 ms | late p99 ms | late max ms | spans encoded /s |" in out
     for way in ("| nobody encodes |", "| SDK encoding, one go |", "| paced, "):
         assert way in out, out
 

@@ -118,6 +118,22 @@ def test_the_paced_exporter_hands_on_the_batch_and_delegates_everything_else() -
     assert inner.shutdowns == [5] and exporter.force_flush(1) is True
 
 
+def test_a_batch_right_after_the_previous_one_is_encoded_in_one_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Back-to-back exports mean the queue is saturated: pausing would only lose items.
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    inner = _Recorder()
+    exporter = PacedExporter(inner)
+    exporter.export(["a"])  # the first batch: paced
+    now[0] += export_pacing.BUSY_GAP_SECONDS / 2
+    exporter.export(["b"])  # right after the first one ended: not paced
+    now[0] += 1.0
+    exporter.export(["c"])  # a second later: paced again
+    assert [batch._pace for batch in inner.batches] == [True, False, True]
+
+
 def test_configure_paces_the_otlp_span_and_log_exporters() -> None:
     runtime = otel_tdd.configure("pacing", endpoint="http://127.0.0.1:9", log_stream="none")
     assert runtime.tracer_provider is not None and runtime.logger_provider is not None
