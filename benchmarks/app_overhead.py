@@ -119,6 +119,9 @@ KNOBS: dict[str, dict[str, str]] = {
         "OTEL_SEMCONV_STABILITY_OPT_IN": "http"
     },
     "OTEL_METRICS_EXPORTER=none": {"OTEL_METRICS_EXPORTER": "none"},
+    "one metric reader (OTEL_METRICS_EXPORTER=otlp, no in-process Prometheus)": {
+        "OTEL_METRICS_EXPORTER": "otlp"
+    },
     "OTEL_METRICS_EXEMPLAR_FILTER=always_off": {"OTEL_METRICS_EXEMPLAR_FILTER": "always_off"},
     "OTEL_LOGS_EXPORTER=none": {"OTEL_LOGS_EXPORTER": "none"},
     "OTEL_TRACES_EXPORTER=none (spans made, not exported)": {"OTEL_TRACES_EXPORTER": "none"},
@@ -137,6 +140,9 @@ KNOBS: dict[str, dict[str, str]] = {
     "sampler always_off": {"OTEL_TRACES_SAMPLER": "always_off"},
     "sys.setswitchinterval(0.5 ms) in the worker (apps/switch_interval.py)": {
         "GUNICORN_CMD_ARGS": f"--config={APPS / 'switch_interval.py'}"
+    },
+    "export pacing off (apps/no_pacing.py)": {
+        "GUNICORN_CMD_ARGS": f"--config={APPS / 'no_pacing.py'}"
     },
 }
 
@@ -247,6 +253,9 @@ class Result:
     p99_ms: float
     rss_mb: float
     errors: int
+    # The serving process's CPU time (all threads: export too) per request served. Waiting
+    # for the GIL or for a core costs none, so this moves far less with the machine's load.
+    cpu_us: float = float("nan")
 
 
 def command_and_env(
@@ -294,6 +303,12 @@ def serving_pid(pid: int) -> int:
     except OSError:
         return pid
     return int(children[0]) if children else pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid``, all its threads, from /proc (clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -348,9 +363,12 @@ def run_once(
     try:
         wait_ready(url, proc)
         wrk(url, 1)  # warm-up: imports, first-request paths, connection pools
+        pid = serving_pid(proc.pid)
+        cpu_before = cpu_seconds(pid)
         out = wrk(url, duration_s, lua, connections=8 if lua else 4)
+        cpu = cpu_seconds(pid) - cpu_before
         rps, p50, p99, errors = parse_wrk(out)
-        rss = rss_mb(serving_pid(proc.pid))
+        rss = rss_mb(pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -358,7 +376,8 @@ def run_once(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return Result(rps, p50, p99, rss, errors)
+    served = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Result(rps, p50, p99, rss, errors, cpu * 1e6 / max(served, 1))
 
 
 def delay_script(path: Path, rate: float, connections: int = 8) -> Path:
@@ -384,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apps", default="flask,fastapi,django")
     parser.add_argument("--knobs", action="store_true", help="Flask under otel-tdd run, per knob")
     parser.add_argument("--knob", action="append", help="with --knobs: only knobs containing this")
+    parser.add_argument(
+        "--rate", type=float, help="with --knobs: wrk paced at about this many req/s"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 2
@@ -451,9 +473,9 @@ def compare(
                 say(f"round {round_no + 1} {app.name:8} {way:9} {result}")
     print(
         "| app | run | req/s | ratio to bare | p50 ms | p99 ms | added p50 ms | added p99 ms "
-        "| RSS MB | errors |"
+        "| CPU µs/req | CPU µs added | RSS MB | errors |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for app in apps:
         bare = results[(app.name, "bare")]
         for way in WAYS:
@@ -461,10 +483,12 @@ def compare(
             ratios = [r.rps / b.rps for r, b in zip(runs, bare, strict=True)]
             add50 = [r.p50_ms - b.p50_ms for r, b in zip(runs, bare, strict=True)]
             add99 = [r.p99_ms - b.p99_ms for r, b in zip(runs, bare, strict=True)]
+            cpu = [r.cpu_us - b.cpu_us for r, b in zip(runs, bare, strict=True)]
             print(
                 f"| {app.name} | {way} | {med([r.rps for r in runs]):,.0f} | {med(ratios):.2f} "
                 f"| {med([r.p50_ms for r in runs]):.2f} | {med([r.p99_ms for r in runs]):.2f} "
-                f"| {med(add50):+.2f} | {med(add99):+.2f} | {med([r.rss_mb for r in runs]):.0f} "
+                f"| {med(add50):+.2f} | {med(add99):+.2f} | {med([r.cpu_us for r in runs]):,.0f} "
+                f"| {med(cpu):+,.0f} | {med([r.rss_mb for r in runs]):.0f} "
                 f"| {sum(r.errors for r in runs)} |"
             )
     print()
@@ -509,26 +533,37 @@ def knobs(
 ) -> None:
     names = ["bare", *(k for k in KNOBS if not args.knob or any(part in k for part in args.knob))]
     runs: dict[str, list[Result]] = {}
+    lua = delay_script(tmp / f"delay-{app.name}.lua", args.rate) if args.rate else None
     for round_no in range(args.rounds):
         order = names[round_no:] + names[:round_no]
         for name in order:
             way = "bare" if name == "bare" else "ours"
             result = run_once(
-                app, way, base_env, stock_bin, args.duration, extra_env=KNOBS.get(name), log_dir=tmp
+                app,
+                way,
+                base_env,
+                stock_bin,
+                args.duration,
+                lua,
+                extra_env=KNOBS.get(name),
+                log_dir=tmp,
             )
             runs.setdefault(name, []).append(result)
             say(f"knobs round {round_no + 1} {name:50} {result}")
     print(
         f"| {app.name} under otel-tdd run, one knob at a time | req/s | ratio to bare "
-        "| µs added per request | p99 ms |"
+        "| µs added per request | CPU µs per request | CPU µs added | p99 ms |"
     )
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in names:
-        ratios = [r.rps / b.rps for r, b in zip(runs[name], runs["bare"], strict=True)]
-        added = [1e6 / r.rps - 1e6 / b.rps for r, b in zip(runs[name], runs["bare"], strict=True)]
+        pairs = list(zip(runs[name], runs["bare"], strict=True))
+        ratios = [r.rps / b.rps for r, b in pairs]
+        added = [1e6 / r.rps - 1e6 / b.rps for r, b in pairs]
+        cpu_added = [r.cpu_us - b.cpu_us for r, b in pairs]
         print(
             f"| {name} | {med([r.rps for r in runs[name]]):,.0f} | {med(ratios):.2f} "
-            f"| {med(added):+.0f} | {med([r.p99_ms for r in runs[name]]):.2f} |"
+            f"| {med(added):+.0f} | {med([r.cpu_us for r in runs[name]]):,.0f} "
+            f"| {med(cpu_added):+,.0f} | {med([r.p99_ms for r in runs[name]]):.2f} |"
         )
     print()
 

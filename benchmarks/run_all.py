@@ -25,6 +25,7 @@ SCRIPTS = (
     "ops_server_wrk.py",
     "pipeline_throughput.py",
     "app_overhead.py",
+    "gil_wait.py",
 )
 
 

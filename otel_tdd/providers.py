@@ -34,6 +34,7 @@ from otel_tdd.export_accounting import (
     CountingSpanExporter,
     count_queue_drops,
 )
+from otel_tdd.export_pacing import paced
 from otel_tdd.version import __version__
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def _tracer_provider(settings: Settings, resource: Resource, hooks: TestHooks) -
     for name in settings.traces_exporters:
         if name == "otlp":
             span_processor = BatchSpanProcessor(
-                CountingSpanExporter(_otlp_exporter(settings, "traces"))
+                CountingSpanExporter(paced(_otlp_exporter(settings, "traces")))
             )
             count_queue_drops(span_processor, "traces")
             provider.add_span_processor(span_processor)
@@ -190,7 +191,7 @@ def _logger_provider(
     for name in settings.logs_exporters:
         if name == "otlp":
             log_processor = BatchLogRecordProcessor(
-                CountingLogExporter(_otlp_exporter(settings, "logs"))
+                CountingLogExporter(paced(_otlp_exporter(settings, "logs")))
             )
             count_queue_drops(log_processor, "logs")
             provider.add_log_record_processor(log_processor)

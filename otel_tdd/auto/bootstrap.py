@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otel_tdd._import_hooks import when_imported
+from otel_tdd.auto import lean
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -335,7 +336,7 @@ def _activate_now(entry_point: EntryPoint, kwargs: dict[str, Any]) -> None:
         instrumentor = entry_point.load()()
         # raise_exception_on_conflict: a library that is absent or of a version the
         # instrumentor does not support raises here instead of logging an ERROR.
-        instrumentor.instrument(raise_exception_on_conflict=True, **kwargs)
+        instrumentor.instrument(raise_exception_on_conflict=True, **lean.options_for(name, kwargs))
     except DependencyConflictError as error:
         _skip(name, str(error.conflict))
     except ModuleNotFoundError as error:

@@ -60,12 +60,19 @@ def test_ops_server_wrk_smoke_run_prints_a_row_per_endpoint() -> None:
         assert f"| `{path}` |" in out, out
 
 
+def test_gil_wait_smoke_run_prints_each_way() -> None:
+    out = run_benchmark("gil_wait.py", 120)
+    assert "| export thread | late p50 ms | late p99 ms | late max ms | spans encoded /s |" in out
+    for way in ("| nobody encodes |", "| SDK encoding, one go |", "| paced, "):
+        assert way in out, out
+
+
 def test_app_overhead_smoke_run_prints_every_app_way_and_column() -> None:
     # Three servers x six ways x (start + 1 s warm-up + 2 s wrk), then the half-rate runs.
     out = run_benchmark("app_overhead.py", 900)
     header = (
         "| app | run | req/s | ratio to bare | p50 ms | p99 ms | added p50 ms | added p99 ms "
-        "| RSS MB | errors |"
+        "| CPU µs/req | CPU µs added | RSS MB | errors |"
     )
     assert header in out, out
     half = (
@@ -77,10 +84,10 @@ def test_app_overhead_smoke_run_prints_every_app_way_and_column() -> None:
     for app in ("flask", "fastapi", "django"):
         for way in ("bare", "ours", "stock", "logfire", "ours-off", "stock-off"):
             rows = [row for row in lines if row.startswith(f"| {app} | {way} |")]
-            # One row in the main table (10 cells); the four loaded ways again in the
+            # One row in the main table (12 cells); the four loaded ways again in the
             # half-rate table (7 cells). Every cell holds a figure, none is missing.
             half_rate = way in ("bare", "ours", "stock", "logfire")
-            assert [row.count("|") for row in rows] == ([11, 8] if half_rate else [11]), out
+            assert [row.count("|") for row in rows] == ([13, 8] if half_rate else [13]), out
             for row in rows:
                 cells = [cell.strip() for cell in row.strip("|").split("|")]
                 assert all(cells) and "nan" not in cells, row
