@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from otel_tdd.store_http import DEFAULT_URLS, ENV_JAEGER_URL, ENV_LOGS_URL, ENV_PROMETHEUS_URL
 from otel_tdd.stack.component import StackError
 from otel_tdd.stack.config import default_state_dir
 from otel_tdd.stack.view import StackView
+from otel_tdd.store_http import DEFAULT_URLS, ENV_JAEGER_URL, ENV_LOGS_URL, ENV_PROMETHEUS_URL
 
 __all__ = ["STACK_COMPONENTS", "resolve_url", "stack_url"]
 

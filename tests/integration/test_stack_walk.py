@@ -133,9 +133,11 @@ def test_from_a_json_line_to_its_trace_logs_and_exemplar(
 
     logs_url = stack.urls["victoria_logs"]
     records = poll(
-        lambda: (p := q.fetch_logs(logs_url, q.logsql(trace_id=trace_id)))
-        and len(p) >= len(by_trace[trace_id])
-        and p,
+        lambda: (
+            (p := q.fetch_logs(logs_url, q.logsql(trace_id=trace_id)))
+            and len(p) >= len(by_trace[trace_id])
+            and p
+        ),
         60,
         f"{len(by_trace[trace_id])} records of trace {trace_id} in VictoriaLogs",
         stack.log_tails,

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from otel_tdd import store_urls
-from otel_tdd.store_http import ENV_JAEGER_URL, ENV_LOGS_URL, ENV_PROMETHEUS_URL
 from otel_tdd.stack import process
 from otel_tdd.stack.private_files import make_private_dir
 from otel_tdd.stack.state import ProcessRecord, State, StateStore
+from otel_tdd.store_http import ENV_JAEGER_URL, ENV_LOGS_URL, ENV_PROMETHEUS_URL
 from otel_tdd.stores_cli import exemplars_cli, logs_cli, trace_cli
 
 TRACE_ID = "0123456789abcdef0123456789abcdef"
@@ -85,9 +85,7 @@ def test_the_running_stack_supplies_each_stores_url(stack: FakeStack) -> None:
     env = {"OTEL_TDD_STACK_DIR": str(stack.state_dir)}
     assert store_urls.resolve_url(None, ENV_JAEGER_URL, environ=env) == "http://127.0.0.1:26686"
     assert store_urls.resolve_url(None, ENV_LOGS_URL, environ=env) == "http://127.0.0.1:29428"
-    assert (
-        store_urls.resolve_url(None, ENV_PROMETHEUS_URL, environ=env) == "http://127.0.0.1:29090"
-    )
+    assert store_urls.resolve_url(None, ENV_PROMETHEUS_URL, environ=env) == "http://127.0.0.1:29090"
 
 
 def test_flag_then_variable_win_over_the_stack(stack: FakeStack) -> None:
@@ -108,9 +106,7 @@ def test_a_stack_without_the_store_or_with_it_stopped_gives_compose_defaults(
     env = {"OTEL_TDD_STACK_DIR": str(stack.state_dir)}
     assert store_urls.resolve_url(None, ENV_JAEGER_URL, environ=env) == "http://127.0.0.1:16686"
     stack.stop_all()
-    assert (
-        store_urls.resolve_url(None, ENV_PROMETHEUS_URL, environ=env) == "http://127.0.0.1:9090"
-    )
+    assert store_urls.resolve_url(None, ENV_PROMETHEUS_URL, environ=env) == "http://127.0.0.1:9090"
 
 
 def test_no_state_dir_at_all_gives_compose_defaults(tmp_path: Path) -> None:
