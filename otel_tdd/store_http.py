@@ -39,15 +39,14 @@ DEFAULT_URLS: Mapping[str, str] = {
     ENV_PROMETHEUS_URL: "http://127.0.0.1:9090",
 }
 TIMEOUT = 10.0
-# How to start each store. `otel-tdd stack up` runs Prometheus, not the trace and log
-# stores yet (issue 16's integration step): those run under compose.
-_COMPOSE_STORES = (
-    "start the stores with `docker compose -f compose/docker-compose.yml up -d jaeger "
-    "victoria-logs`, or pass {flag} URL or set {env}"
+# How to start each store: the local stack runs all three; compose runs them too.
+_START_STORES = (
+    "start the local stack with `otel-tdd stack up` (or the compose stores: `docker compose "
+    "-f compose/docker-compose.yml up -d jaeger victoria-logs`), or pass {flag} URL or set {env}"
 )
 _UP_HINTS: Mapping[str, str] = {
-    "Jaeger": _COMPOSE_STORES.format(flag="--jaeger", env=ENV_JAEGER_URL),
-    "VictoriaLogs": _COMPOSE_STORES.format(flag="--logs", env=ENV_LOGS_URL),
+    "Jaeger": _START_STORES.format(flag="--jaeger", env=ENV_JAEGER_URL),
+    "VictoriaLogs": _START_STORES.format(flag="--logs", env=ENV_LOGS_URL),
     "Prometheus": "is the stack up? start it with `otel-tdd stack up`, or pass --prometheus "
     f"URL or set {ENV_PROMETHEUS_URL}",
 }

@@ -4,7 +4,8 @@ A slow bucket (``exemplars``), a failing service (``traces --errors``) or an
 ERROR line (``logs``) each names a trace id; ``trace`` shows that request's
 spans with its log records in place. Store URLs come from the flags, else
 ``OTEL_TDD_JAEGER_URL``, ``OTEL_TDD_LOGS_URL``, ``OTEL_TDD_PROMETHEUS_URL``,
-else the ports compose publishes on 127.0.0.1.
+else the running local stack (``otel-tdd stack up``), else the ports compose
+publishes on 127.0.0.1 (:mod:`otel_tdd.store_urls`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from otel_tdd import stores_query as q
 from otel_tdd import trace_view as view
 from otel_tdd.exemplars_query import fetch_exemplars
+from otel_tdd.store_urls import resolve_url
 
 __all__ = ["exemplars_cli", "logs_cli", "trace_cli", "traces_cli"]
 
@@ -31,12 +33,13 @@ def _url_flag(parser: argparse.ArgumentParser, flag: str, env: str, store: str) 
         flag,
         metavar="URL",
         default=None,
-        help=f"{store}'s base URL (default: ${env}, else {q.DEFAULT_URLS[env]})",
+        help=f"{store}'s base URL (default: ${env}, else the running `otel-tdd stack`'s, "
+        f"else {q.DEFAULT_URLS[env]})",
     )
 
 
 def _url(value: str | None, env: str) -> str:
-    return value.rstrip("/") if value else q.default_url(env)
+    return resolve_url(value, env)
 
 
 def _check_limit(limit: int) -> None:
