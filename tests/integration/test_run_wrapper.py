@@ -344,6 +344,37 @@ def test_sigterm_reaches_the_command_and_the_last_records_are_flushed(
     assert wanted <= collector.wait_for(logs, 20, "the last records")
 
 
+def test_sigterm_during_busy_work_exits_0_with_nothing_lost(
+    collector: Any, tmp_path: Path
+) -> None:
+    """The main thread ends a span every millisecond: before the fix, one ended after the
+    final flush had shut the tracer provider down, was counted lost, and the exit was 1."""
+    script = write(
+        tmp_path / "busy.py",
+        """
+        import time
+        from opentelemetry import trace
+        tracer = trace.get_tracer("busy")
+        print("ready", flush=True)
+        while True:
+            with tracer.start_as_current_span("tick"):
+                time.sleep(0.0005)
+        """,
+    )
+    argv = [OTEL_TDD, "run", "--service-name", "busy-worker",
+            "--endpoint", collector.otlp_http_endpoint, "python", str(script)]  # fmt: skip
+    for round_ in range(3):
+        with running(argv, clean_env(), tmp_path, f"busy{round_}") as worker:
+            deadline = time.monotonic() + 30
+            while "ready" not in worker.stdout_path.read_text():
+                assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output()
+                time.sleep(0.05)
+            time.sleep(0.5)
+            worker.proc.send_signal(signal.SIGTERM)
+            assert worker.proc.wait(30) == 0, worker.output()
+            assert "telemetry was lost" not in worker.stderr_path.read_text(), worker.output()
+
+
 def test_sigint_is_left_to_python_a_keyboard_interrupt(tmp_path: Path) -> None:
     """Only SIGTERM is taken (and only when unhandled): Ctrl-C behaves as without us."""
     script = write(
