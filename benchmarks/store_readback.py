@@ -99,20 +99,31 @@ class Held:
         }
 
 
-def spans_held(query_url: str, trace_ids: list[str]) -> tuple[list[int], int]:
-    """The ``seq`` of every item span and the number of roots Jaeger holds for these traces."""
+def spans_held(
+    query_url: str, trace_ids: list[str], done: dict[str, list[int]] | None = None, sent: int = 0
+) -> tuple[list[int], int]:
+    """The ``seq`` of every item span and the number of roots Jaeger holds for these traces.
+
+    With ``done`` (and ``sent``), a trace found complete (its root and all its items) is
+    kept there and not fetched again: polling costs the traces still arriving.
+    """
     seqs: list[int] = []
     roots = 0
-    for trace_id in trace_ids:
+    for index, trace_id in enumerate(trace_ids):
+        if done is not None and trace_id in done:
+            seqs.extend(done[trace_id])
+            roots += 1
+            continue
         try:
             spans = stores_query.fetch_trace(query_url, trace_id, timeout=30)
         except stores_query.StoreQueryError:
             continue  # not there (yet): counted as missing
-        for span in spans:
-            if span.name == ROOT:
-                roots += 1
-            elif span.name == ITEM:
-                seqs.append(int(span.attributes["seq"]))
+        items = [int(span.attributes["seq"]) for span in spans if span.name == ITEM]
+        has_root = any(span.name == ROOT for span in spans)
+        seqs.extend(items)
+        roots += has_root
+        if done is not None and has_root and len(items) == min(BATCH, sent - index * BATCH):
+            done[trace_id] = items
     return seqs, roots
 
 
@@ -140,8 +151,15 @@ def records_held(logs_url: str, run: str) -> dict[str, int]:
     }
 
 
-def held(query_url: str, logs_url: str, run: str, trace_ids: list[str]) -> Held:
-    seqs, roots = spans_held(query_url, trace_ids)
+def held(
+    query_url: str,
+    logs_url: str,
+    run: str,
+    trace_ids: list[str],
+    done: dict[str, list[int]] | None = None,
+    sent: int = 0,
+) -> Held:
+    seqs, roots = spans_held(query_url, trace_ids, done, sent)
     stats = records_held(logs_url, run)
     return Held(seqs, roots, stats["n"], stats["distinct"], stats["lo"], stats["hi"])
 
@@ -161,12 +179,13 @@ def wait_held(
     started = time.monotonic()
     deadline = started + timeout_s
     reached = -1.0
+    done: dict[str, list[int]] = {}
     while time.monotonic() < deadline:
-        now = held(query_url, logs_url, run, trace_ids)
+        now = held(query_url, logs_url, run, trace_ids, done, sent)
         if len(now.span_seqs) >= sent and now.record_distinct >= sent:
             reached = time.monotonic() - started
             break
-        time.sleep(1.0)
+        time.sleep(0.5)
     time.sleep(settle_s)
     return held(query_url, logs_url, run, trace_ids), reached
 
