@@ -57,7 +57,7 @@ def test_pipeline_throughput_stores_smoke_run_reads_every_item_back_from_the_sto
     for signal in ("spans", "log records"):
         (row,) = [line for line in out.splitlines() if line.startswith(f"| {signal} |")]
         cells = [cell.strip().replace(",", "") for cell in row.strip("|").split("|")]
-        sent, received, stored, duplicated, lost = map(int, [cells[2], *cells[4:7]])
+        sent, received, stored, duplicated, lost = map(int, [cells[2], *cells[4:8]])
         assert sent > 0 and received == stored == sent, row
         assert (duplicated, lost) == (0, 0), row
 
