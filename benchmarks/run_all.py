@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/run_all.py --quick    # smoke run of each (~3 minutes)
 
 Runs overhead.py, startup.py, ops_server_wrk.py, pipeline_throughput.py (also
-with ``--stores``) and app_overhead.py in sequence, each in its own process (so one's SDK state cannot leak into the
-next), with a progress line per step; ``--quick`` is passed through. Every
-script runs even if an earlier one failed; the exit code is 1 if any did.
+with ``--stores``) and app_overhead.py in sequence, each in its own process (so
+one's SDK state cannot leak into the next), with a progress line per step;
+``--quick`` is passed through. Every script runs even if an earlier one failed;
+the exit code is 1 if any did.
 """
 
 from __future__ import annotations
