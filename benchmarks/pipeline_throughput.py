@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/pipeline_throughput.py                 # 60 s at 5,000/s
     .venv/bin/python benchmarks/pipeline_throughput.py --rate 8000 --duration 30
     .venv/bin/python benchmarks/pipeline_throughput.py --quick         # 3 s smoke run (CI)
+    .venv/bin/python benchmarks/pipeline_throughput.py --stores        # into the trace/log stores
 
 Starts our Collector (``LocalStack``, the real ``collector/config.yaml``, free
 127.0.0.1 ports), configures otel-tdd in this process with the Collector as
@@ -20,6 +21,12 @@ what its file exporters wrote (``otelcol_exporter_sent_*{exporter="file/..."}``)
 ``dropped`` is what otel-tdd counted in ``tdd_telemetry_dropped_total`` (queue
 overflow, failed exports); ``lost`` is sent minus received, and a ``lost`` other
 than ``dropped`` would be a loss nobody counted (the exit code is then 1).
+
+``--stores``: the stack also runs Jaeger and VictoriaLogs, the Collector exports
+to them (no files), and every item is read back from them afterwards (Jaeger by
+trace id, VictoriaLogs by LogsQL stats; store_readback.py): sent, stored once,
+duplicated and lost per signal, and the rate the stores held them at. Exit 1 if
+anything is lost or doubled.
 
 Batch settings: the SDK's standard variables apply as documented
 (``OTEL_BSP_*``, ``OTEL_BLRP_*``); this script sets its defaults for them
@@ -39,6 +46,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +63,7 @@ BATCH_SETTINGS = {
     "OTEL_BLRP_MAX_QUEUE_SIZE": "8192",
     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "2048",
 }
+RATE = 5000.0  # the target of the benchmark issue, with and without --stores
 TICK_S = 0.01
 MAX_BACKLOG_S = 1.0
 _SAMPLE = re.compile(
@@ -120,9 +129,15 @@ def machine() -> str:
     )
 
 
-def emit(duration_s: float, rate: float, profile: Path | None) -> tuple[int, float, float]:
+def emit(
+    duration_s: float,
+    rate: float,
+    profile: Path | None,
+    item: Callable[[int], None] | None = None,
+) -> tuple[int, float, float]:
     """Emit items at ``rate``/s for ``duration_s``: (items sent, seconds taken, seconds busy).
 
+    ``item(seq)`` makes one item (default: a root span with one log record inside).
     Busy: wall time the emitting thread spent making items, GIL waits included.
     """
     from otel_tdd import _runtime
@@ -130,6 +145,12 @@ def emit(duration_s: float, rate: float, profile: Path | None) -> tuple[int, flo
 
     tracer = _runtime.current().tracer
     logger = StructuredLogger("pipeline_benchmark")
+
+    def one_span(seq: int) -> None:
+        with tracer.start_as_current_span("pipeline item", attributes={"seq": seq}):
+            logger.info("pipeline item done", {"seq": seq, "kind": "benchmark"})
+
+    make = item or one_span
     profiler: Any = None
     if profile is not None:
         from pyinstrument import Profiler
@@ -150,8 +171,7 @@ def emit(duration_s: float, rate: float, profile: Path | None) -> tuple[int, flo
         due = int(owed)
         owed -= due
         for _ in range(due):
-            with tracer.start_as_current_span("pipeline item", attributes={"seq": sent}):
-                logger.info("pipeline item done", {"seq": sent, "kind": "benchmark"})
+            make(sent)
             sent += 1
         busy += time.monotonic() - now
         time.sleep(TICK_S)
@@ -274,20 +294,127 @@ def report(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+STORES = ("victoria-logs", "jaeger")
+
+
+def run_stores(duration_s: float, rate: float, keep: bool) -> dict[str, Any]:
+    """``--stores``: through the Collector into Jaeger and VictoriaLogs, read back.
+
+    Items in traces of ``store_readback.BATCH`` (a root span each); after the
+    shutdown's flush, the stores are polled until they hold every item (or 300 s),
+    then read back: Jaeger by trace id, VictoriaLogs by LogsQL stats.
+    """
+    for name, value in BATCH_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    import uuid
+
+    from store_readback import Batcher, wait_held
+
+    import otel_tdd
+    from otel_tdd import _runtime
+    from otel_tdd.export_accounting import dropped_totals
+    from otel_tdd.stack.local import LocalStack
+    from otel_tdd.structured_logging import StructuredLogger
+
+    state = Path(tempfile.mkdtemp(prefix="otel-tdd-pipeline-stores-"))
+    stack = LocalStack(state, free_ports=True, components=("collector", *STORES))
+    stack.up()
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        telemetry = stack.collector_telemetry_url
+        telemetry = telemetry if telemetry.endswith("/metrics") else telemetry + "/metrics"
+        before = collector_counters(telemetry)
+        otel_tdd.configure(
+            "pipeline-benchmark-stores",
+            endpoint=stack.otlp_http_endpoint,
+            log_stream="none",
+            metrics_exporters="prometheus",
+        )
+        batcher = Batcher(_runtime.current().tracer, StructuredLogger("pipeline_benchmark"), run_id)
+        sent, elapsed, _busy = emit(duration_s, rate, None, item=batcher)
+        batcher.close()
+        flush_started = time.monotonic()
+        clean = otel_tdd.shutdown(timeout_millis=30_000)
+        flush_s = time.monotonic() - flush_started
+        urls = stack.urls
+        held, reached_s = wait_held(
+            urls["jaeger"], urls["victoria_logs"], run_id, batcher.trace_ids, sent, 300
+        )
+        after = collector_counters(telemetry)
+    finally:
+        stack.down()
+        if not keep:
+            shutil.rmtree(state, ignore_errors=True)
+    counts = held.counts(sent, len(batcher.trace_ids))
+    # The roots are spans too: sent and counted beside the items.
+    counts["spans"]["sent"] += len(batcher.trace_ids)
+    counts["spans"]["stored"] += held.roots
+    counts["spans"]["lost"] += len(batcher.trace_ids) - held.roots
+    received = {
+        "spans": "otelcol_receiver_accepted_spans",
+        "log records": "otelcol_receiver_accepted_log_records",
+    }
+    # Until the stores held everything: emission, the app's flush, the Collector's
+    # queues and the stores' own ingestion. -1: they never did (within 300 s).
+    stored_by_s = elapsed + flush_s + reached_s if reached_s >= 0 else -1.0
+    dropped = dropped_totals()
+    for signal, figures in counts.items():
+        figures["achieved_per_s"] = round(figures["sent"] / elapsed)
+        figures["received"] = int(after.get(received[signal], 0) - before.get(received[signal], 0))
+        figures["stored_per_s"] = round(figures["distinct"] / stored_by_s) if reached_s >= 0 else 0
+        figures["dropped"] = dropped["traces" if signal == "spans" else "logs"]
+    counts["spans"]["distinct"] += held.roots
+    return {
+        "machine": machine(),
+        "mode": "stores",
+        "target_per_s": rate,
+        "duration_s": round(elapsed, 2),
+        "flush_s": round(flush_s, 2),
+        "shutdown_clean": clean,
+        "stored_after_s": round(reached_s, 1),
+        "batch_settings": {name: os.environ[name] for name in BATCH_SETTINGS},
+        "results": counts,
+    }
+
+
+def report_stores(summary: dict[str, Any]) -> str:
+    lines = [
+        "| signal | target /s | sent | achieved /s | received by the Collector | "
+        "stored and read back | duplicated | lost | stored /s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for signal, r in summary["results"].items():
+        lines.append(
+            f"| {signal} | {summary['target_per_s']:,.0f} | {r['sent']:,} | "
+            f"{r['achieved_per_s']:,} | {r['received']:,} | {r['distinct']:,} | "
+            f"{r['duplicated']:,} | {r['lost']:,} | {r['stored_per_s']:,} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of emission")
-    parser.add_argument("--rate", type=float, default=5000.0, help="items (span + record) a second")
+    parser.add_argument(
+        "--rate", type=float, help=f"items (span + record) a second (default {RATE:,.0f})"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 s")
     parser.add_argument(
         "--profile", type=Path, help="pyinstrument profile of the emitting thread (.html or .txt)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the Collector's state dir")
+    parser.add_argument(
+        "--stores",
+        action="store_true",
+        help="through the Collector into Jaeger and VictoriaLogs, counted back from them",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 3.0
-    summary = run(args.duration, args.rate, args.profile, args.keep)
+    if args.stores:
+        return main_stores(args)
+    summary = run(args.duration, args.rate or RATE, args.profile, args.keep)
     print(
         f"\n{summary['machine']}\n{summary['duration_s']} s of emission, flush at shutdown "
         f"{summary['flush_s']} s (clean: {summary['shutdown_clean']}); CPU: app "
@@ -302,6 +429,21 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(summary, indent=2))
     lost = any(r["lost"] != r["dropped"] for r in summary["results"])
     return 1 if lost else 0
+
+
+def main_stores(args: argparse.Namespace) -> int:
+    summary = run_stores(args.duration, args.rate or RATE, args.keep)
+    print(
+        f"\n{summary['machine']}\n{summary['duration_s']} s of emission, flush at shutdown "
+        f"{summary['flush_s']} s (clean: {summary['shutdown_clean']}); both stores held "
+        f"everything {summary['stored_after_s']} s after that; batch settings "
+        f"{summary['batch_settings']}\n"
+    )
+    print(report_stores(summary))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    results = summary["results"].values()
+    return 1 if any(r["lost"] or r["duplicated"] for r in results) else 0
 
 
 if __name__ == "__main__":

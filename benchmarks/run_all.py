@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/run_all.py            # full runs (~20 minutes)
     .venv/bin/python benchmarks/run_all.py --quick    # smoke run of each (~3 minutes)
 
-Runs overhead.py, startup.py, ops_server_wrk.py, pipeline_throughput.py and
-app_overhead.py in
-sequence, each in its own process (so one's SDK state cannot leak into the
-next), with a progress line per step; ``--quick`` is passed through. Every
-script runs even if an earlier one failed; the exit code is 1 if any did.
+Runs overhead.py, startup.py, ops_server_wrk.py, pipeline_throughput.py (also
+with ``--stores``) and app_overhead.py in sequence, each in its own process (so
+one's SDK state cannot leak into the next), with a progress line per step;
+``--quick`` is passed through. Every script runs even if an earlier one failed;
+the exit code is 1 if any did.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ SCRIPTS = (
     "startup.py",
     "ops_server_wrk.py",
     "pipeline_throughput.py",
+    "pipeline_throughput.py --stores",  # the same into Jaeger and VictoriaLogs, read back
     "app_overhead.py",
     "gil_wait.py",
 )
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"==> [{index}/{len(SCRIPTS)}] {script} {' '.join(extra)}".rstrip())
         step = time.monotonic()
         sys.stdout.flush()
-        code = subprocess.call([sys.executable, str(HERE / script), *extra])
+        name, *options = script.split()
+        code = subprocess.call([sys.executable, str(HERE / name), *options, *extra])
         result = "ok" if code == 0 else f"FAILED (exit {code})"
         say(f"==> [{index}/{len(SCRIPTS)}] {script}: {result} in {time.monotonic() - step:.0f} s")
         if code != 0:

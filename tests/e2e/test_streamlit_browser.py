@@ -14,13 +14,13 @@ fails the test: a green run means the real parts ran.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import CHROMIUM_FLAGS, chromium_path, sync_playwright
 from run_helpers import EXAMPLES, FLUSH_ONLY_AT_EXIT, OTEL_TDD, clean_env, http_get, running
 
 from otel_tdd.stack import process
@@ -29,33 +29,6 @@ pytestmark = pytest.mark.e2e
 
 SERVICE = "tdd-streamlit"
 RERUN_SPAN = "rerun streamlit_app"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    for candidate in ("/usr/lib/chromium/chromium", "/usr/bin/chromium"):
-        if Path(candidate).exists():
-            return candidate
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("this test needs Chromium: apt-get install chromium", pytrace=False)
-    return found
-
-
-def sync_playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright as start
-    except ImportError:
-        pytest.fail("this test needs Playwright: pip install -e '.[dev]'", pytrace=False)
-    return start()
 
 
 def drive_browser(url: str) -> None:

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.integration
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def run_benchmark(script: str, timeout_s: float) -> str:
+def run_benchmark(script: str, timeout_s: float, *extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--quick"],
+        [sys.executable, str(BENCHMARKS / script), "--quick", *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -44,6 +44,22 @@ def test_pipeline_throughput_smoke_run_prints_its_table_with_nothing_lost_uncoun
     assert "| signal | target /s | sent | achieved /s | received by the Collector |" in out
     rows = [line for line in out.splitlines() if line.startswith(("| spans |", "| log records |"))]
     assert len(rows) == 2, out
+
+
+def test_pipeline_throughput_stores_smoke_run_reads_every_item_back_from_the_stores() -> None:
+    # Exit 0 means nothing lost or doubled; the rows say so too, read back from the stores.
+    out = run_benchmark("pipeline_throughput.py", 300, "--stores", "--rate", "200")
+    header = (
+        "| signal | target /s | sent | achieved /s | received by the Collector | "
+        "stored and read back | duplicated | lost | stored /s |"
+    )
+    assert header in out, out
+    for signal in ("spans", "log records"):
+        (row,) = [line for line in out.splitlines() if line.startswith(f"| {signal} |")]
+        cells = [cell.strip().replace(",", "") for cell in row.strip("|").split("|")]
+        sent, received, stored, duplicated, lost = map(int, [cells[2], *cells[4:8]])
+        assert sent > 0 and received == stored == sent, row
+        assert (duplicated, lost) == (0, 0), row
 
 
 def test_startup_smoke_run_prints_its_table_and_ratio() -> None:

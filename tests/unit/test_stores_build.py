@@ -238,13 +238,14 @@ def test_urls_follow_the_rendered_ports() -> None:
     assert urls["metrics"] == "http://127.0.0.1:40006/metrics"
 
 
-def test_victoria_logs_listens_on_loopback_with_a_7_day_retention(tmp_path: Path) -> None:
+def test_victoria_logs_on_loopback_with_a_7_day_retention_and_1s_flushes(tmp_path: Path) -> None:
     args = victoria_logs_args(Path("/x/victoria-logs"), 9999, tmp_path)
     assert args == [
         "/x/victoria-logs",
         "-httpListenAddr=127.0.0.1:9999",
         f"-storageDataPath={tmp_path}",
         "-retentionPeriod=7d",
+        "-inmemoryDataFlushInterval=1s",
     ]
 
 
