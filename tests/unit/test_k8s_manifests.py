@@ -431,7 +431,30 @@ def test_scrape_jobs_keep_ports_the_pods_name() -> None:
         if d["kind"] in ("Deployment", "DaemonSet")
         for p in container(d)["ports"]
     }
+    named |= {
+        p["name"]
+        for d in store_documents()
+        if d["kind"] in ("Deployment", "StatefulSet")
+        for p in container(d)["ports"]
+    }
     for job in scrape_config()["scrape_configs"]:
         for rule in job["relabel_configs"]:
             if rule.get("source_labels") == ["__meta_kubernetes_pod_container_port_name"]:
                 assert rule["regex"] in named, (job["job_name"], rule["regex"])
+
+
+def test_the_store_jobs_keep_every_store_pod_on_its_metrics_port() -> None:
+    """Each store workload's pods match its job's name filter and expose the kept port."""
+    jobs = {j["job_name"]: j for j in scrape_config()["scrape_configs"]}
+    workloads = [d for d in store_documents() if d["kind"] in ("Deployment", "StatefulSet")]
+    expected = {"vlinsert": "victorialogs", "vlselect": "victorialogs", "vlstorage":
+                "victorialogs", "jaeger": "jaeger"}  # fmt: skip
+    assert {w["metadata"]["name"] for w in workloads} == set(expected)
+    for workload in workloads:
+        job = jobs[expected[workload["metadata"]["name"]]]
+        rules = {tuple(r["source_labels"]): r for r in job["relabel_configs"] if "regex" in r}
+        name_rule = rules[("__meta_kubernetes_pod_label_app_kubernetes_io_name",)]
+        port_rule = rules[("__meta_kubernetes_pod_container_port_name",)]
+        label = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert re.fullmatch(name_rule["regex"], label), (job["job_name"], label)
+        assert port_rule["regex"] in {p["name"] for p in container(workload)["ports"]}
