@@ -13,18 +13,22 @@ from __future__ import annotations
 import importlib.util
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from opentelemetry._logs import LogRecord as ApiLogRecord
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from stores_helpers import STREAM_FIELDS, wait_for
+from stores_helpers import STREAM_FIELDS, start, wait_for
 
 from otel_tdd import stores_query
+from otel_tdd.stack import process
+from otel_tdd.stack.store_configs import victoria_logs_args, victoria_logs_url
 
 pytest_plugins = ["stores_fixtures"]
 
@@ -40,6 +44,21 @@ def generator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def own_victoria_logs(
+    store_binaries: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A VictoriaLogs of this module's own: the session's one is shared with tests that
+    count every service's records by level (test_stores.py)."""
+    base = tmp_path_factory.mktemp("dashboard-victoria-logs")
+    (port,) = process.free_ports(1)
+    argv = victoria_logs_args(store_binaries["victoria-logs"], port, base / "data")
+    url = victoria_logs_url(port)
+    running = start(argv, base / "victoria-logs.log", f"{url}/health", "VictoriaLogs")
+    yield url
+    process.stop(running.pid, running.argv)
 
 
 def _send(victoria_logs: str, service: str) -> None:
@@ -64,8 +83,9 @@ def _send(victoria_logs: str, service: str) -> None:
 
 
 def test_the_error_logs_panels_return_exactly_the_error_and_fatal_records(
-    victoria_logs: str,
+    own_victoria_logs: str,
 ) -> None:
+    victoria_logs = own_victoria_logs
     module = generator()
     queries = module.panel_queries(datasource=module.LOGS_DATASOURCE_UID)
     assert {q["dashboard"] for q in queries} == {"overview.json", "performance.json"}
