@@ -38,7 +38,14 @@ from otel_tdd.config_values import (
     without_password,
 )
 
-__all__ = ["KNOBS", "ConfigError", "Settings", "load_settings", "without_password"]
+__all__ = [
+    "KNOBS",
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "otlp_endpoint",
+    "without_password",
+]
 
 SAMPLERS = (
     "always_on",
@@ -239,3 +246,27 @@ def load_settings(
             "configure(resource_attributes=...)", args["resource_attributes"]
         )
     return Settings(**values)
+
+
+# The spec's defaults when no endpoint is set: gRPC's port, or OTLP/HTTP's base URL.
+_DEFAULT_OTLP = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+
+
+def otlp_endpoint(settings: Settings, signal: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL the OTLP exporter of ``signal`` sends to, resolved as the SDK's exporters do.
+
+    ``configure(endpoint=)``, then ``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`` (used as it
+    is), then ``OTEL_EXPORTER_OTLP_ENDPOINT``, then the spec's default, for the signal's
+    protocol (``settings.otlp_protocols``: ``configure(protocol=)``, the per-signal, then
+    the generic variable). A base URL over OTLP/HTTP gets the signal's ``/v1/<signal>``.
+    """
+    env = os.environ if environ is None else environ
+    protocol = settings.otlp_protocols.get(signal, "http/protobuf")
+    explicit = settings.otlp_endpoints.get(signal)
+    per_signal = env_value(env, signal_env(signal, "ENDPOINT"))
+    if explicit is None and per_signal is not None:
+        return per_signal
+    base = explicit or env_value(env, "OTEL_EXPORTER_OTLP_ENDPOINT") or _DEFAULT_OTLP[protocol]
+    if protocol == "grpc":
+        return base
+    return f"{base.rstrip('/')}/v1/{signal}"

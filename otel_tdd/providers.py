@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 
-from otel_tdd.config import Settings
+from otel_tdd.config import Settings, otlp_endpoint
 from otel_tdd.export_accounting import (
     CountingLogExporter,
     CountingMetricExporter,
@@ -119,14 +119,11 @@ _OTLP_EXPORTERS: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def _otlp_endpoint(settings: Settings, signal: str) -> str | None:
-    """An explicit endpoint for the exporter; None: the exporter reads OTEL_* itself.
-
-    As the spec says for the generic endpoint, OTLP/HTTP appends the signal's path.
-    """
-    base = settings.otlp_endpoints.get(signal)
-    if base is None or settings.otlp_protocols[signal] == "grpc":
-        return base
-    return f"{base.rstrip('/')}/v1/{signal}"
+    """``configure(endpoint=)`` resolved for the exporter (config.otlp_endpoint); None:
+    the exporter reads ``OTEL_*`` itself, the same way (tests/unit/test_otlp_endpoint.py)."""
+    if settings.otlp_endpoints.get(signal) is None:
+        return None
+    return otlp_endpoint(settings, signal)
 
 
 def _otlp_exporter(settings: Settings, signal: str) -> Any:

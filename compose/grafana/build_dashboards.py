@@ -75,6 +75,9 @@ alert_rules = importlib.import_module(f"{_PACKAGE}.alert_rules")
 DASHBOARDS: dict[str, Any] = _dashgen.DASHBOARDS
 #: Provisioned datasource uid (provisioning/datasources/prometheus.yml).
 DATASOURCE_UID: str = _render.DATASOURCE_UID
+#: The log store's datasource, type and uid (provisioning/datasources/stores.yml).
+LOGS_DATASOURCE_TYPE: str = _render.LOGS_DATASOURCE_TYPE
+LOGS_DATASOURCE_UID: str = _render.LOGS_DATASOURCE_UID
 #: How a panel without thresholds says why, at the end of its description.
 NO_THRESHOLD: str = _model.NO_THRESHOLD
 _sdk = _render._sdk
@@ -138,8 +141,10 @@ def _panels(panels: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
 def panel_queries(
     directory: Path = DASHBOARDS_DIR,
     substitutions: Mapping[str, str] | None = None,
+    datasource: str = DATASOURCE_UID,
 ) -> list[dict[str, Any]]:
-    """Every panel query of the committed dashboards, variables substituted.
+    """Every panel query to ``datasource`` (a uid; default: Prometheus, so PromQL) of the
+    committed dashboards, variables substituted.
 
     One dict per query: dashboard (file name), dashboard_uid, panel (title),
     panel_id, ref_id, expr (substituted) and raw_expr (as in the JSON).
@@ -149,6 +154,8 @@ def panel_queries(
         dashboard = json.loads(path.read_text(encoding="utf-8"))
         for panel in _panels(dashboard.get("panels", [])):
             for target in panel.get("targets", []):
+                if target.get("datasource", panel.get("datasource", {})).get("uid") != datasource:
+                    continue
                 queries.append(
                     {
                         "dashboard": path.name,
@@ -169,6 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 if the JSON is stale")
     mode.add_argument("--list-queries", action="store_true", help="print every panel query as JSON")
     parser.add_argument(
+        "--datasource",
+        default=DATASOURCE_UID,
+        help=f"with --list-queries: the datasource uid (default {DATASOURCE_UID}; "
+        f"{LOGS_DATASOURCE_UID}: the LogsQL of the logs panels)",
+    )
+    parser.add_argument(
         "--var",
         action="append",
         default=[],
@@ -180,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.list_queries:
         overrides = dict(item.split("=", 1) for item in args.var)
-        json.dump(panel_queries(args.dir, overrides), sys.stdout, indent=2)
+        json.dump(panel_queries(args.dir, overrides, args.datasource), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if args.check:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from otel_tdd import _runtime
 from otel_tdd._util import rss_bytes, seconds
+from otel_tdd.config import load_settings, otlp_endpoint
 from otel_tdd.health.status import (
     CRITICAL,
     HEALTHY,
@@ -265,23 +266,11 @@ def _host_port(url: str, default_port: int) -> tuple[str, int]:
 
 
 def _configured_otlp_endpoint() -> str:
-    """The traces endpoint the SDK's exporter resolves for itself (argument, env, default).
-
-    Repeated here because config keeps only an explicit endpoint and leaves the env to
-    the exporter; one resolver in config for both is the better home (not done yet).
-    """
+    """The traces endpoint the exporter uses: the configured settings, or the environment's
+    alone before ``configure()`` (config.otlp_endpoint resolves both)."""
     runtime = _runtime.RUNTIME
-    if runtime is not None:
-        explicit = runtime.settings.otlp_endpoints.get("traces")
-        if explicit:
-            return explicit
-    for variable in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        value = os.environ.get(variable, "").strip()
-        if value:
-            return value
-    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip()
-    # The spec's defaults when nothing is set.
-    return "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+    settings = runtime.settings if runtime is not None else load_settings()
+    return otlp_endpoint(settings, "traces")
 
 
 def otlp_endpoint_check(

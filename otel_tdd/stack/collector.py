@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -256,12 +256,18 @@ def collector_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def validate_config(
-    config: Path | None = None, env: Mapping[str, str] | None = None
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overlays: Sequence[Path] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run the binary's own ``validate``: it knows our components, no schema does."""
-    config = config or find_config()
+    """Run the binary's own ``validate``: it knows our components, no schema does.
+
+    ``overlays`` are merged over ``config`` in order, as a second ``--config`` is
+    (e.g. collector/gateway.yaml + collector/gateway-files.yaml).
+    """
+    configs = [config or find_config(), *overlays]
     return subprocess.run(
-        [str(collector_binary()), "validate", f"--config={config}"],
+        [str(collector_binary()), "validate", *(f"--config={c}" for c in configs)],
         capture_output=True,
         text=True,
         env=collector_env(env),
@@ -286,6 +292,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("path", help="print the Collector binary's path")
     validate = sub.add_parser("validate", help="check a config with the binary itself")
     validate.add_argument("config", nargs="?", type=Path, help="default: collector/config.yaml")
+    validate.add_argument(
+        "overlays", nargs="*", type=Path, help="overlays merged over CONFIG, in order"
+    )
     return parser
 
 
@@ -298,17 +307,17 @@ def _cmd_build(force: bool) -> int:
     return 0
 
 
-def _cmd_validate(config: Path | None) -> int:
-    result = validate_config(config)
+def _cmd_validate(config: Path | None, overlays: Sequence[Path]) -> int:
+    result = validate_config(config, overlays=overlays)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.returncode == 0:
-        print(f"{config or find_config()}: valid")
+        print(f"{' + '.join(str(c) for c in [config or find_config(), *overlays])}: valid")
     return result.returncode
 
 
 def cli(argv: list[str]) -> int:
-    """``otel-tdd collector build [--force] | path | validate [CONFIG]``."""
+    """``otel-tdd collector build [--force] | path | validate [CONFIG [OVERLAY...]]``."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "build":
@@ -316,7 +325,7 @@ def cli(argv: list[str]) -> int:
         if args.command == "path":
             print(collector_binary())
             return 0
-        return _cmd_validate(args.config)
+        return _cmd_validate(args.config, args.overlays)
     except (CollectorBuildError, AssetError) as exc:
         print(f"otel-tdd collector: error: {exc}", file=sys.stderr)
         return 1

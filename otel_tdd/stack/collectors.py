@@ -45,8 +45,9 @@ __all__ = [
 AGENT = "agent"
 RESOLVER = "resolver"
 MAX_GATEWAYS = 9
-# The overlay with the JSONL file exporters (traces/logs/metrics.jsonl), off by default.
+# The overlays with the JSONL file exporters (traces/logs/metrics.jsonl), off by default.
 FILES_OVERLAY = "files.yaml"
+GATEWAY_FILES_OVERLAY = "gateway-files.yaml"
 
 COLLECTOR_PORTS: Mapping[str, int] = {
     "otlp_grpc": 4317,
@@ -89,6 +90,8 @@ class _CollectorTier(Component):
     """What the single Collector, the agent and the gateways share: one binary, one env."""
 
     source_name: ClassVar[str]
+    #: The JSONL files overlay over ``source_name`` (None: this tier has none).
+    files_overlay: ClassVar[str | None] = None
 
     @classmethod
     def knobs(cls) -> dict[str, str]:
@@ -137,6 +140,29 @@ class _CollectorTier(Component):
         argv = [binary, f"--config={config_path}", *(f"--config={o}" for o in overlays)]
         return Launch(argv, collector_env(env_vars))
 
+    def store_launch(self, ctx: StackContext, binary: str, env: Mapping[str, str]) -> Launch:
+        """Launch with the stores' endpoints and a private queue dir, plus the files overlay
+        when it applies."""
+        env = {**store_env(ctx, self.name), **env}
+        return self.launch(ctx, binary, env, self.overlays(ctx, env))
+
+    def overlays(self, ctx: StackContext, env: Mapping[str, str]) -> list[Path]:
+        """The files overlay when asked for (``jsonl_files``), or when a store is missing
+        from the stack, so the Collector always has somewhere to send.
+
+        Only once the overlay exists (before it, the config wrote the files itself).
+        """
+        if self.files_overlay is None:
+            return []
+        source = find_assets("collector") / self.files_overlay
+        if not source.is_file():
+            return []
+        if all(name in env for name in STORE_ENV) and not ctx.config.jsonl_files:
+            return []
+        target = ctx.home(self.name) / self.files_overlay
+        copy_private(source, target, ctx.state_dir)
+        return [target]
+
 
 class Collector(_CollectorTier):
     """The single Collector (``collector/config.yaml``), or the two-tier set it expands into."""
@@ -146,6 +172,7 @@ class Collector(_CollectorTier):
     default_ports = COLLECTOR_PORTS
     env_bin = "OTELCOL_BIN"
     source_name = "config.yaml"
+    files_overlay = FILES_OVERLAY
 
     @classmethod
     def knobs(cls) -> dict[str, str]:
@@ -163,25 +190,14 @@ class Collector(_CollectorTier):
         return ctx.config.collector_config or super().source(ctx)
 
     def prepare(self, ctx: StackContext, binary: str) -> Launch:
-        env = store_env(ctx, self.name)
-        return self.launch(ctx, binary, env, self.overlays(ctx, env))
+        return self.store_launch(ctx, binary, {})
 
     def overlays(self, ctx: StackContext, env: Mapping[str, str]) -> list[Path]:
-        """``collector/files.yaml`` (the JSONL files instead of the stores) when asked for,
-        or when a store is missing from the stack, so the Collector always has somewhere
-        to send.
-
-        Only over the shipped config (a config of your own says where it sends), and
-        only once the overlay exists (before it, config.yaml wrote the files itself).
-        """
-        source = find_assets("collector") / FILES_OVERLAY
-        if ctx.config.collector_config or not source.is_file():
+        """``collector/files.yaml`` as the tier's rule says, but only over the shipped
+        config: a config of your own says where it sends."""
+        if ctx.config.collector_config:
             return []
-        if all(name in env for name in STORE_ENV) and not ctx.config.jsonl_files:
-            return []
-        target = ctx.home(self.name) / FILES_OVERLAY
-        copy_private(source, target, ctx.state_dir)
-        return [target]
+        return super().overlays(ctx, env)
 
     def urls(self, ctx: StackContext) -> list[Url]:
         return [
@@ -259,6 +275,7 @@ class Gateway(_CollectorTier):
     selectable = False
     name_pattern = "gateway-N"
     source_name = "gateway.yaml"
+    files_overlay = GATEWAY_FILES_OVERLAY
 
     @classmethod
     def owns(cls, name: str) -> bool:
@@ -274,10 +291,8 @@ class Gateway(_CollectorTier):
         return {port: number + shift for port, number in GATEWAY_PORTS.items()}
 
     def prepare(self, ctx: StackContext, binary: str) -> Launch:
-        # gateway.yaml still writes the JSONL files (collector/README.md says why).
-        data = make_private_dir(file_dir(ctx.state_dir, self.name), ctx.state_dir)
-        env = {"OTELCOL_FILE_DIR": str(data), "OTELCOL_GATEWAY_NAME": self.name}
-        return self.launch(ctx, binary, env)
+        # Each gateway its own queue dir and file dir (store_env: under its home).
+        return self.store_launch(ctx, binary, {"OTELCOL_GATEWAY_NAME": self.name})
 
     def main_url(self, ctx: StackContext) -> str:
         return ctx.url(self.name, "otlp_grpc")

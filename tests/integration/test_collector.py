@@ -155,17 +155,22 @@ def series(url: str, name: str, **labels: str) -> list[tuple[dict[str, str], flo
 # --- the behaviours ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "configs",
-    [
-        ["config.yaml"],
-        ["config.yaml", "files.yaml"],
-        ["gateway.yaml"],
-        ["agent.yaml"],
-        ["agent.yaml", "agent-k8s.yaml"],
-    ],
-    ids="+".join,
-)
+SHIPPED_CONFIGS = [
+    ["config.yaml"],
+    ["config.yaml", "files.yaml"],
+    ["gateway.yaml"],
+    ["gateway.yaml", "gateway-files.yaml"],
+    ["agent.yaml"],
+    ["agent.yaml", "agent-k8s.yaml"],
+]
+
+
+def test_every_shipped_config_and_overlay_is_validated_below() -> None:
+    shipped = {p.name for p in find_config().parent.glob("*.yaml")} - {"manifest.yaml"}
+    assert shipped == {name for configs in SHIPPED_CONFIGS for name in configs}
+
+
+@pytest.mark.parametrize("configs", SHIPPED_CONFIGS, ids="+".join)
 def test_binary_validate_accepts_shipped_config(configs: list[str]) -> None:
     """Each shipped config, and each overlay merged over its base, as the binary reads it."""
     paths = [find_config().parent / name for name in configs]

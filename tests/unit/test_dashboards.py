@@ -24,11 +24,14 @@ from typing import Any
 import pytest
 import yaml
 
+from otel_tdd import stores_query
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = ROOT / "compose" / "grafana"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 GENERATOR = GRAFANA_DIR / "build_dashboards.py"
 DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+STORE_DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "stores.yml"
 RECORDING_RULES = ROOT / "compose" / "prometheus" / "rules" / "recording.yml"
 SDK_PIN = "grafana-foundation-sdk==1769699379!11.6.0"
 
@@ -103,17 +106,111 @@ def test_the_four_dashboards() -> None:
 
 
 def test_the_datasource_uid_is_the_provisioned_one() -> None:
+    """Prometheus for every panel but the logs panels, which read VictoriaLogs."""
     uid = provisioned_uid()
     assert uid == generator().DATASOURCE_UID == "prometheus"
     for name, dashboard in dashboards().items():
         for variable in dashboard["templating"]["list"]:
             assert variable["datasource"]["uid"] == uid, (name, variable["name"])
         for panel in panels(dashboard):
-            if panel["type"] == "row":
+            if panel["type"] in ("row", "logs"):
                 continue
             assert panel["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == uid, panel["title"]
+
+
+def logs_panels() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, panel) for name, panel in query_panels() if panel["type"] == "logs"]
+
+
+def test_the_overview_and_performance_show_error_logs_from_the_provisioned_log_store() -> None:
+    stores = yaml.safe_load(STORE_DATASOURCES.read_text())["datasources"]
+    provisioned = {d["uid"]: d["type"] for d in stores}
+    module = generator()
+    assert provisioned[module.LOGS_DATASOURCE_UID] == module.LOGS_DATASOURCE_TYPE
+    expected = {"type": module.LOGS_DATASOURCE_TYPE, "uid": module.LOGS_DATASOURCE_UID}
+    found = {name for name, panel in logs_panels() if "error" in panel["title"].lower()}
+    assert found == {"overview.json", "performance.json"}
+    for name, panel in logs_panels():
+        assert panel["datasource"] == expected, (name, panel["title"])
+        assert panel["description"], (name, panel["title"])
+        (target,) = panel["targets"]
+        assert target["datasource"] == expected
+        # The plugin's raw-records query (/select/logsql/query), written as LogsQL.
+        assert target["queryType"] == "instant" and target["editorMode"] == "code"
+        assert target["refId"] == "A" and target["expr"]
+        # The field VictoriaLogs stores OTLP's severity number in (as `otel-tdd logs
+        # --level error` queries it): ERROR and FATAL, whatever the text says.
+        assert target["expr"] == stores_query.logsql(level="error").split(" | ")[0]
+    assert [q["panel"] for q in module.panel_queries(datasource="victorialogs")] == [
+        "Error logs",
+        "Error logs",
+    ]
+
+
+LATENCY_PANELS = {
+    "overview.json": {"Response time P95"},
+    "performance.json": {
+        "Response time P95 by endpoint",
+        "Response time P95 by instance",
+        "Tracked operations P95",
+        "Database query P95",
+    },
+}
+
+
+def test_latency_panels_show_exemplars_of_the_buckets_they_query() -> None:
+    """Prometheus keeps exemplars on scraped bucket series only, not on recording rules;
+    the provisioned Prometheus datasource links their trace_id to the Jaeger datasource."""
+    with_exemplars: dict[str, set[str]] = {}
+    for name, panel in query_panels():
+        flags = {bool(t.get("exemplar")) for t in panel["targets"]}
+        if True not in flags:
+            continue
+        with_exemplars.setdefault(name, set()).add(panel["title"])
+        assert flags == {True}, (name, panel["title"], "some queries without exemplars")
+        assert panel["type"] == "timeseries", (name, panel["title"])
+        for target in panel["targets"]:
+            assert re.search(r"\brate\(\w+_bucket\{", target["expr"]), (name, target["expr"])
+    assert with_exemplars == LATENCY_PANELS
+    (prometheus,) = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    (link,) = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    stores = {d["uid"]: d for d in yaml.safe_load(STORE_DATASOURCES.read_text())["datasources"]}
+    assert link == {"name": "trace_id", "datasourceUid": "jaeger"}
+    assert stores[link["datasourceUid"]]["type"] == "jaeger"
+
+
+def test_the_overview_p95_is_the_alerts_recording_rule_over_the_selected_instances() -> None:
+    """Over the buckets for its exemplars, yet the same value the alerts compare."""
+    rules = {
+        rule["record"]: rule["expr"]
+        for group in yaml.safe_load(RECORDING_RULES.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    (query,) = [
+        q
+        for q in generator().panel_queries()
+        if q["dashboard"] == "overview.json" and q["panel"] == "Response time P95"
+        and q["raw_expr"].startswith("histogram_quantile")
+    ]  # fmt: skip
+    unfiltered = re.sub(r"\{[^}]*\}", "", query["raw_expr"])
+    assert unfiltered == rules["job:tdd_response_time_seconds:p95_5m"]
+
+
+def test_the_builder_refuses_exemplars_on_a_recording_rule() -> None:
+    module = generator()
+    builder = module._Builder(module._sdk())
+    with pytest.raises(ValueError, match="_bucket"):
+        builder.timeseries(
+            "Rule",
+            "s",
+            [("job:tdd_response_time_seconds:p95_5m", "")],
+            description="d",
+            no_thresholds="a reason long enough",
+            exemplars=True,
+        )
 
 
 @pytest.mark.parametrize(
@@ -122,13 +219,15 @@ def test_the_datasource_uid_is_the_provisioned_one() -> None:
 def test_every_panel_has_queries_with_ref_ids_and_a_unit(
     dashboard: str, panel: dict[str, Any]
 ) -> None:
+    """A unit for every panel of numbers (a logs panel shows records)."""
     targets = panel.get("targets", [])
     assert targets, "no query"
     ref_ids = [target.get("refId") for target in targets]
     assert all(ref_ids), f"a query without refId: {ref_ids}"
     assert len(set(ref_ids)) == len(ref_ids), f"duplicate refId: {ref_ids}"
     assert all(target.get("expr") for target in targets), "an empty query"
-    assert panel["fieldConfig"]["defaults"].get("unit"), "no unit"
+    if panel["type"] != "logs":
+        assert panel["fieldConfig"]["defaults"].get("unit"), "no unit"
     assert panel.get("description"), "no description"
 
 

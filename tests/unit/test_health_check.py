@@ -572,7 +572,8 @@ def test_otlp_endpoint_check_defaults_to_the_exporters_endpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.invalid:4318")
-    assert otlp_endpoint_check()()["endpoint"] == "http://collector.invalid:4318"
+    # The exporter's URL exactly: OTLP/HTTP appends the signal's path to the generic one.
+    assert otlp_endpoint_check()()["endpoint"] == "http://collector.invalid:4318/v1/traces"
 
 
 class _Alertmanager(BaseHTTPRequestHandler):

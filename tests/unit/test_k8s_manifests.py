@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -198,13 +199,52 @@ def test_collector_env_sets_only_variables_the_config_reads(
     read = {m for f in files for m in re.findall(r"\$\{env:([A-Z_]+)", data[f])}
     set_here = set(env_of(doc)) - {"GOMEMLIMIT"}
     assert set_here <= read, set_here - read
-    # In a pod the Collector must listen beyond loopback, on the ports it declares.
+    # In a pod the Collector must listen beyond loopback, on the ports it declares
+    # (the stores' endpoints are where it sends: the next test checks them).
     env = env_of(doc)
     declared = {p["containerPort"] for p in container(doc)["ports"]}
     for name, value in env.items():
-        if name.endswith("_ENDPOINT") and isinstance(value, str):
+        if name.endswith("_ENDPOINT") and name not in STORE_ENDPOINTS and isinstance(value, str):
             host, _, port = value.rpartition(":")
             assert host == "0.0.0.0" and int(port) in declared, (name, value)
+
+
+# The gateway's exporters: variable -> (store Service in deploy/k8s/stores, its port's name).
+STORE_ENDPOINTS = {
+    "OTELCOL_LOGS_STORE_ENDPOINT": ("vlinsert", "http"),
+    "OTELCOL_TRACES_STORE_ENDPOINT": ("jaeger-collector", "otlp-grpc"),
+}
+
+
+def store_documents() -> list[dict[str, Any]]:
+    stores = K8S / "stores"
+    listed = yaml.safe_load((stores / "kustomization.yaml").read_text())["resources"]
+    return [d for name in listed for d in yaml.safe_load_all((stores / name).read_text()) if d]
+
+
+def test_the_gateways_send_to_the_cluster_stores_with_a_queue_on_their_volume() -> None:
+    gateway = find("Deployment", "otelcol-gateway")
+    env = env_of(gateway)
+    services = {d["metadata"]["name"]: d for d in store_documents() if d["kind"] == "Service"}
+    for variable, (service_name, port_name) in STORE_ENDPOINTS.items():
+        service = services[service_name]
+        port = {p["name"]: p["port"] for p in service["spec"]["ports"]}[port_name]
+        # Same namespace as the stores' kustomization: the short Service name resolves.
+        url = urlsplit(env[variable] if "//" in env[variable] else f"//{env[variable]}")
+        assert (url.hostname, url.port) == (service_name, port), (variable, env[variable])
+    stores_namespace = yaml.safe_load((K8S / "stores" / "kustomization.yaml").read_text())
+    assert stores_namespace["namespace"] == kustomization()["namespace"]
+    # vlinsert (not vlselect) takes writes; the config appends the OTLP path.
+    config = yaml.safe_load(find("ConfigMap", "otelcol-gateway-config")["data"]["gateway.yaml"])
+    logs = config["exporters"]["otlp_http/victorialogs"]["logs_endpoint"]
+    assert logs.endswith("/insert/opentelemetry/v1/logs"), logs
+    # The persistent queues live on a mounted volume, not the read-only root.
+    queue = Path(env["OTELCOL_QUEUE_DIR"])
+    mounts = {m["name"]: Path(m["mountPath"]) for m in container(gateway)["volumeMounts"]}
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    (volume,) = [n for n, path in mounts.items() if path in queue.parents or path == queue]
+    assert "emptyDir" in volumes[volume] or "persistentVolumeClaim" in volumes[volume]
+    assert container(gateway)["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_agent_config_with_the_k8s_overlay_is_valid_for_our_collector(tmp_path: Path) -> None:
@@ -245,6 +285,40 @@ def test_agent_config_with_the_k8s_overlay_is_valid_for_our_collector(tmp_path: 
     for exporter in ("load_balancing", "load_balancing/metrics"):
         resolver = merged["exporters"][exporter]["resolver"]
         assert resolver["static"] is None and resolver["k8s"]["service"] == "otelcol-gateway"
+
+
+def test_gateway_config_with_the_pods_env_is_valid_for_our_collector(tmp_path: Path) -> None:
+    data = find("ConfigMap", "otelcol-gateway-config")["data"]
+    (tmp_path / "gateway.yaml").write_text(data["gateway.yaml"])
+    gateway = find("Deployment", "otelcol-gateway")
+    env = {k: v for k, v in env_of(gateway).items() if isinstance(v, str)}
+    env["OTELCOL_GATEWAY_NAME"] = "otelcol-gateway-0"  # a fieldRef in the pod
+    result = subprocess.run(
+        [collector_bin(), "validate", f"--config={tmp_path / 'gateway.yaml'}"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = subprocess.run(
+        [collector_bin(), "print-config", f"--config={tmp_path / 'gateway.yaml'}"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+        check=False,
+    )
+    assert printed.returncode == 0, printed.stderr
+    merged = yaml.safe_load(printed.stdout)
+    # What the pod's Collector really sends to: the cluster stores.
+    exporters = merged["exporters"]
+    assert exporters["otlp_grpc/jaeger"]["endpoint"] == "jaeger-collector:4317"
+    assert exporters["otlp_http/victorialogs"]["logs_endpoint"] == (
+        "http://vlinsert:9428/insert/opentelemetry/v1/logs"
+    )
+    assert merged["extensions"]["file_storage"]["directory"] == env["OTELCOL_QUEUE_DIR"]
 
 
 def test_the_agents_resolver_follows_the_headless_gateway_service() -> None:
@@ -357,7 +431,30 @@ def test_scrape_jobs_keep_ports_the_pods_name() -> None:
         if d["kind"] in ("Deployment", "DaemonSet")
         for p in container(d)["ports"]
     }
+    named |= {
+        p["name"]
+        for d in store_documents()
+        if d["kind"] in ("Deployment", "StatefulSet")
+        for p in container(d)["ports"]
+    }
     for job in scrape_config()["scrape_configs"]:
         for rule in job["relabel_configs"]:
             if rule.get("source_labels") == ["__meta_kubernetes_pod_container_port_name"]:
                 assert rule["regex"] in named, (job["job_name"], rule["regex"])
+
+
+def test_the_store_jobs_keep_every_store_pod_on_its_metrics_port() -> None:
+    """Each store workload's pods match its job's name filter and expose the kept port."""
+    jobs = {j["job_name"]: j for j in scrape_config()["scrape_configs"]}
+    workloads = [d for d in store_documents() if d["kind"] in ("Deployment", "StatefulSet")]
+    expected = {"vlinsert": "victorialogs", "vlselect": "victorialogs", "vlstorage":
+                "victorialogs", "jaeger": "jaeger"}  # fmt: skip
+    assert {w["metadata"]["name"] for w in workloads} == set(expected)
+    for workload in workloads:
+        job = jobs[expected[workload["metadata"]["name"]]]
+        rules = {tuple(r["source_labels"]): r for r in job["relabel_configs"] if "regex" in r}
+        name_rule = rules[("__meta_kubernetes_pod_label_app_kubernetes_io_name",)]
+        port_rule = rules[("__meta_kubernetes_pod_container_port_name",)]
+        label = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert re.fullmatch(name_rule["regex"], label), (job["job_name"], label)
+        assert port_rule["regex"] in {p["name"] for p in container(workload)["ports"]}

@@ -146,6 +146,52 @@ def test_no_files_overlay_over_a_config_of_your_own_or_before_it_exists(
     assert len(registry.component_for("collector").prepare(ctx, "otelcol").argv) == 2
 
 
+def test_each_gateway_sends_to_the_stores_of_its_stack_with_its_own_queue_dir(
+    tmp_path: Path, collector_assets: Path
+) -> None:
+    (collector_assets / "gateway.yaml").write_text("receivers: {gateway: {}}\n")
+    (collector_assets / "gateway-files.yaml").write_text("exporters: {gateway: files}\n")
+    ctx = context(tmp_path / "state", gateways=2)
+    queues = set()
+    for name in ("gateway-1", "gateway-2"):
+        launch = registry.component_for(name).prepare(ctx, "/bin/otelcol")
+        env = launch.env or {}
+        assert env["OTELCOL_LOGS_STORE_ENDPOINT"] == (
+            f"http://127.0.0.1:{ctx.ports['victoria-logs']['http']}"
+        )
+        assert env["OTELCOL_TRACES_STORE_ENDPOINT"] == (
+            f"127.0.0.1:{ctx.ports['jaeger']['otlp_grpc']}"
+        )
+        assert env["OTELCOL_GATEWAY_NAME"] == name
+        queue = Path(env["OTELCOL_QUEUE_DIR"])
+        assert queue == tmp_path / "state" / name / "queue"
+        assert stat.S_IMODE(queue.stat().st_mode) == 0o700
+        queues.add(queue)
+        # The stores are there and no files were asked for: only gateway.yaml (its copy).
+        config = tmp_path / "state" / name / "config.yaml"
+        assert launch.argv == ["/bin/otelcol", f"--config={config}"]
+        assert config.read_text() == "receivers: {gateway: {}}\n"
+    assert len(queues) == 2
+
+
+def test_the_gateways_files_overlay_when_asked_for_or_when_a_store_is_missing(
+    tmp_path: Path, collector_assets: Path
+) -> None:
+    (collector_assets / "gateway.yaml").write_text("receivers: {}\n")
+    (collector_assets / "gateway-files.yaml").write_text("exporters: {gateway: files}\n")
+    overlay = f"--config={tmp_path / 'state' / 'gateway-2' / 'gateway-files.yaml'}"
+    asked = context(tmp_path / "state", gateways=2, jsonl_files=True)
+    launch = registry.component_for("gateway-2").prepare(asked, "otelcol")
+    assert launch.argv[-1] == overlay
+    # Where the overlay writes: the gateway's own data dir (what the view reads).
+    assert (launch.env or {})["OTELCOL_FILE_DIR"] == str(tmp_path / "state" / "gateway-2" / "data")
+    for components in (("collector",), ("collector", "victoria-logs"), CORE_COMPONENTS):
+        alone = context(tmp_path / "state", components=components, gateways=2)
+        assert registry.component_for("gateway-2").prepare(alone, "otelcol").argv[-1] == overlay
+    copied = (tmp_path / "state" / "gateway-2" / "gateway-files.yaml").read_text()
+    assert copied == "exporters: {gateway: files}\n"  # the gateway's overlay, not files.yaml
+
+
 # --- Prometheus scrapes what the components offer ----------------------------------------
 
 

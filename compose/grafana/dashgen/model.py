@@ -61,11 +61,25 @@ class TimeSeries:
     min_value: float | None = None
     max_value: float | None = None
     stacked: bool = False
+    #: Show the exemplars of the histogram buckets queried (each a trace id that opens
+    #: in Jaeger): only a query over a ``_bucket`` series has them.
+    exemplars: bool = False
     span: int = 12
     height: int = 8
 
 
-Panel = Stat | TimeSeries
+@dataclass(frozen=True)
+class Logs:
+    """A logs panel: the newest records of one LogsQL query, from VictoriaLogs."""
+
+    title: str
+    query: str
+    description: str
+    span: int = 24
+    height: int = 10
+
+
+Panel = Stat | TimeSeries | Logs
 
 
 @dataclass(frozen=True)

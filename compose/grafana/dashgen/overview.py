@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .levels import ANY_PER_S, HEALTH_MAPPINGS, HEALTH_THRESHOLDS, LATENCY_THRESHOLDS, VOLUME
-from .model import AlertStep, Dashboard, Stat, TimeSeries, row
-from .promql import otelcol_accepted, otelcol_per_signal, sel
+from .model import AlertStep, Dashboard, Logs, Stat, TimeSeries, row
+from .promql import ERROR_LOGS, otelcol_accepted, otelcol_per_signal, quantile, sel
 
 ROWS = (
     row(
@@ -57,11 +57,13 @@ ROWS = (
         TimeSeries(
             "Response time P95",
             "s",
-            [('job:tdd_response_time_seconds:p95_5m{job=~"$service"}', "{{job}}")],
+            [(quantile(0.95, "tdd_response_time_seconds", by="job", window="5m"), "{{job}}")],
             description="p95 over 5m per service, the value HighResponseTime and "
-            "SlowResponseTime alert on.",
+            "SlowResponseTime alert on (the recording rule's expression, over the buckets so "
+            "that their exemplars show: each dot a request's trace, open it in Jaeger).",
             thresholds=LATENCY_THRESHOLDS,
             min_value=0,
+            exemplars=True,
         ),
         TimeSeries(
             "Errors by type",
@@ -90,6 +92,17 @@ ROWS = (
             description="Epics created per minute by project type. (The seed's "
             "tdd_epic_creations_total is tdd_epics_created_total, without a user_id label.)",
             no_thresholds=VOLUME,
+        ),
+    ),
+    row(
+        "Error logs",
+        Logs(
+            "Error logs",
+            ERROR_LOGS,
+            description="ERROR and FATAL records of every service, newest first, from "
+            "VictoriaLogs (severity_number >= 17). Open a record: its trace_id opens the trace "
+            "in Jaeger. Not filtered by the Service variable (a Prometheus job name, not a "
+            'LogsQL filter): add "service.name":<name> to the query for one service.',
         ),
     ),
     row(

@@ -14,8 +14,8 @@ from .levels import (
     SYNC_WARNING_S,
     VOLUME,
 )
-from .model import AlertStep, Dashboard, TimeSeries, row
-from .promql import SPAN_ERROR, quantile, sel
+from .model import AlertStep, Dashboard, Logs, TimeSeries, row
+from .promql import ERROR_LOGS, SPAN_ERROR, quantile, sel
 
 ROWS = (
     row(
@@ -40,6 +40,7 @@ ROWS = (
             description="p95 per endpoint over the selected instances, from the raw buckets.",
             thresholds=LATENCY_THRESHOLDS,
             min_value=0,
+            exemplars=True,
         ),
         TimeSeries(
             "Response time P95 by instance",
@@ -48,6 +49,7 @@ ROWS = (
             description="p95 per instance: one slow process among healthy ones.",
             thresholds=LATENCY_THRESHOLDS,
             min_value=0,
+            exemplars=True,
         ),
         TimeSeries(
             "Requests by status",
@@ -72,6 +74,7 @@ ROWS = (
             "an operation that slow makes its request slow.",
             min_value=0,
             thresholds=LATENCY_THRESHOLDS,
+            exemplars=True,
         ),
         TimeSeries(
             "Performance thresholds exceeded",
@@ -86,6 +89,17 @@ ROWS = (
             description="performance_context(alert_threshold_ms=...) breaches per second. "
             "Orange: any.",
             thresholds=((None, "green"), (ANY_PER_S, "orange")),
+        ),
+    ),
+    row(
+        "Error logs",
+        Logs(
+            "Error logs",
+            ERROR_LOGS,
+            description="ERROR and FATAL records of every service, newest first, from "
+            "VictoriaLogs (severity_number >= 17): what failed while latency rose. Open a "
+            "record: its trace_id opens the trace in Jaeger, its spans' timings beside the "
+            "logs. Not filtered by the Service variable (a Prometheus job name).",
         ),
     ),
     row(
@@ -162,6 +176,7 @@ ROWS = (
                 (DB_QUERY_WARNING_S, "orange"),
                 (DB_QUERY_CRITICAL_S, "red"),
             ),
+            exemplars=True,
         ),
         TimeSeries(
             "Database connections",

@@ -14,15 +14,23 @@ def sel(metric: str, extra: str = "") -> str:
     return f"{metric}{{{labels}}}"
 
 
-def quantile(q: float, histogram: str, by: str = "", extra: str = "") -> str:
+def quantile(
+    q: float, histogram: str, by: str = "", extra: str = "", window: str = "$__rate_interval"
+) -> str:
     """A quantile of a histogram: the per-bucket rate, summed by `le`.
 
     The seed wrote histogram_quantile(0.95, metric): Prometheus cannot take a
-    quantile of a bare histogram name; it needs the rate of each bucket.
+    quantile of a bare histogram name; it needs the rate of each bucket. Over the
+    buckets (not a recording rule) a panel can show their exemplars.
     """
     keep = f"{by}, le" if by else "le"
     buckets = sel(f"{histogram}_bucket", extra)
-    return f"histogram_quantile({q}, sum by ({keep}) (rate({buckets}[$__rate_interval])))"
+    return f"histogram_quantile({q}, sum by ({keep}) (rate({buckets}[{window}])))"
+
+
+#: Error and fatal records in VictoriaLogs: OTLP's severity_number (ERROR is 17..20,
+#: FATAL 21..24), whatever the text says (ERROR, error, CRITICAL). LogsQL.
+ERROR_LOGS = "severity_number:>=17"
 
 
 def otelcol_per_signal(by: str, name: str) -> str:

@@ -7,10 +7,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from .alert_rules import describe, threshold
-from .model import NO_THRESHOLD, AlertStep, Dashboard, Panel, Stat, Step
+from .model import NO_THRESHOLD, AlertStep, Dashboard, Logs, Panel, Stat, Step
 
 #: Provisioned datasource uid (provisioning/datasources/prometheus.yml).
 DATASOURCE_UID = "prometheus"
+#: The log store's provisioned datasource (provisioning/datasources/stores.yml): type, uid.
+LOGS_DATASOURCE_TYPE = "victoriametrics-logs-datasource"
+LOGS_DATASOURCE_UID = "victorialogs"
 
 
 def _sdk() -> SimpleNamespace:
@@ -18,7 +21,7 @@ def _sdk() -> SimpleNamespace:
     try:
         from grafana_foundation_sdk.builders import common as common_b
         from grafana_foundation_sdk.builders import dashboard as dashboard_b
-        from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+        from grafana_foundation_sdk.builders import logs, prometheus, stat, timeseries
         from grafana_foundation_sdk.cog.encoder import JSONEncoder
         from grafana_foundation_sdk.models import common as common_m
         from grafana_foundation_sdk.models import dashboard as dashboard_m
@@ -31,6 +34,7 @@ def _sdk() -> SimpleNamespace:
     return SimpleNamespace(
         common_b=common_b,
         dashboard_b=dashboard_b,
+        logs=logs,
         prometheus=prometheus,
         stat=stat,
         timeseries=timeseries,
@@ -38,6 +42,27 @@ def _sdk() -> SimpleNamespace:
         common_m=common_m,
         dashboard_m=dashboard_m,
     )
+
+
+class _LogsQuery:
+    """A VictoriaLogs plugin target (the SDK has no builder for this plugin's queries):
+    ``expr`` is LogsQL, ``queryType: instant`` asks /select/logsql/query for the records."""
+
+    def __init__(self, ref_id: str, expr: str) -> None:
+        self.ref_id = ref_id
+        self.expr = expr
+
+    def build(self) -> _LogsQuery:
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "datasource": {"type": LOGS_DATASOURCE_TYPE, "uid": LOGS_DATASOURCE_UID},
+            "editorMode": "code",
+            "expr": self.expr,
+            "queryType": "instant",
+            "refId": self.ref_id,
+        }
 
 
 class _Builder:
@@ -53,7 +78,9 @@ class _Builder:
         self._next_id += 1
         return panel_id
 
-    def _targets(self, panel: Any, queries: Sequence[tuple[str, str]]) -> Any:
+    def _targets(
+        self, panel: Any, queries: Sequence[tuple[str, str]], exemplars: bool = False
+    ) -> Any:
         for index, (expr, legend) in enumerate(queries):
             target = (
                 self.sdk.prometheus.Dataquery()
@@ -63,6 +90,8 @@ class _Builder:
             )
             if legend:
                 target = target.legend_format(legend)
+            if exemplars:
+                target = target.exemplar(True)
             panel = panel.with_target(target)
         return panel
 
@@ -93,8 +122,12 @@ class _Builder:
 
     def panel(self, spec: Panel) -> Any:
         """The SDK panel for a spec; alert thresholds (steps, description) from the rules."""
-        steps = tuple(_step(step, spec.unit) for step in spec.thresholds)
         description = describe(spec.description)
+        if isinstance(spec, Logs):
+            return self.logs(
+                spec.title, spec.query, description, span=spec.span, height=spec.height
+            )
+        steps = tuple(_step(step, spec.unit) for step in spec.thresholds)
         if isinstance(spec, Stat):
             return self.stat(
                 spec.title,
@@ -118,8 +151,32 @@ class _Builder:
             min_value=spec.min_value,
             max_value=spec.max_value,
             stacked=spec.stacked,
+            exemplars=spec.exemplars,
             span=spec.span,
             height=spec.height,
+        )
+
+    def logs(
+        self, title: str, query: str, description: str, *, span: int = 24, height: int = 10
+    ) -> Any:
+        """The newest records first, each with its fields (trace_id links to Jaeger:
+        the datasource's derived field)."""
+        sdk = self.sdk
+        ds = sdk.dashboard_m.DataSourceRef(type_val=LOGS_DATASOURCE_TYPE, uid=LOGS_DATASOURCE_UID)
+        return (
+            sdk.logs.Panel()
+            .id(self._id())
+            .title(title)
+            .description(description)
+            .datasource(ds)
+            .span(span)
+            .height(height)
+            .show_time(True)
+            .wrap_log_message(True)
+            .enable_log_details(True)
+            .dedup_strategy(sdk.common_m.LogsDedupStrategy.NONE)
+            .sort_order(sdk.common_m.LogsSortOrder.DESCENDING)
+            .with_target(_LogsQuery("A", query))
         )
 
     def row(self, title: str) -> Any:
@@ -137,11 +194,18 @@ class _Builder:
         min_value: float | None = None,
         max_value: float | None = None,
         stacked: bool = False,
+        exemplars: bool = False,
         span: int = 12,
         height: int = 8,
     ) -> Any:
         sdk = self.sdk
         description = self._why_no_thresholds(title, description, thresholds, no_thresholds)
+        if exemplars and not all("_bucket{" in expr for expr, _ in queries):
+            # Prometheus keeps exemplars on the series scraped, not on recording rules.
+            raise ValueError(
+                f"panel {title!r}: exemplars need every query over a histogram's _bucket "
+                "series (quantile(...)), not a recording rule"
+            )
         panel = (
             sdk.timeseries.Panel()
             .id(self._id())
@@ -173,7 +237,7 @@ class _Builder:
             panel = panel.stacking(
                 sdk.common_b.StackingConfig().mode(sdk.common_m.StackingMode.NORMAL)
             )
-        return self._targets(panel, queries)
+        return self._targets(panel, queries, exemplars)
 
     def stat(
         self,
