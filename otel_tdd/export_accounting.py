@@ -39,6 +39,7 @@ __all__ = [
     "ExportDeadline",
     "count_queue_drops",
     "dropped_totals",
+    "late_totals",
     "record_dropped",
 ]
 
@@ -46,6 +47,8 @@ SIGNALS = ("traces", "metrics", "logs")
 
 _lock = threading.Lock()
 _totals = dict.fromkeys(SIGNALS, 0)
+# Of those, the items offered after their provider shut down (made after shutdown began).
+_late = dict.fromkeys(SIGNALS, 0)
 
 
 def record_dropped(signal: str, count: int) -> None:
@@ -56,6 +59,12 @@ def record_dropped(signal: str, count: int) -> None:
         _totals[signal] = _totals.get(signal, 0) + count
     with contextlib.suppress(Exception):  # counting a loss must not become a second failure
         catalog.telemetry_dropped.add(count, {"signal": signal})
+
+
+def late_totals() -> dict[str, int]:
+    """Items dropped per signal because they came after their provider's shutdown (a copy)."""
+    with _lock:
+        return dict(_late)
 
 
 def dropped_totals() -> dict[str, int]:
@@ -292,6 +301,9 @@ class _CountingProcessorMetrics:
     def drop_items(self, count: int, error_type: str = "queue_full") -> None:
         if error_type != "queue_full":
             record_dropped(self._signal, count)
+        if error_type == "already_shutdown":
+            with _lock:
+                _late[self._signal] = _late.get(self._signal, 0) + count
         self._inner.drop_items(count, error_type)
 
     def finish_items(self, count: int) -> None:

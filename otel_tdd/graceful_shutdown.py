@@ -100,10 +100,6 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-# How long the final flush waits for the main thread to stop in the signal handler.
-PARK_TIMEOUT_S = 1.0
-
-
 class GracefulShutdown:
     """Cleanups by priority, then the telemetry flush; see the module docstring.
 
@@ -141,10 +137,6 @@ class GracefulShutdown:
         self._signalled = False
         self._exit_on_finish = False
         self._wake_sent = False
-        self._signum: int | None = None
-        # The main thread waits in the handler during the final flush (signal path).
-        self._park_requested = False
-        self._parked = threading.Event()
 
     # -- registration -----------------------------------------------------------------------
 
@@ -254,11 +246,6 @@ class GracefulShutdown:
         thread was doing, which may hold exactly those.
         """
         del frame
-        if self._park_requested and not self._parked.is_set():
-            # Asked to hold still for the flush: no span or record may end after it.
-            self._parked.set()
-            self._done.wait(self.flush_timeout_s + self.exit_grace_s)
-            raise SystemExit(self._result.exit_code if self._result is not None else 1)
         if self._wake_sent and self._done.is_set():
             # Our own wake-up (or any signal after the end): leave through the main thread.
             assert self._result is not None
@@ -272,7 +259,6 @@ class GracefulShutdown:
         # below waits for its result and then exits the process, as the signal asks.
         self._signalled = True
         self._exit_on_finish = True
-        self._signum = signum
         mark_shutting_down()
         threading.Thread(
             target=self._shutdown_and_exit,
@@ -287,39 +273,18 @@ class GracefulShutdown:
         main = threading.main_thread()
         if not main.is_alive():
             return  # the main thread already returned; the process is exiting anyway
-        if self._parked.is_set():  # it leaves from the handler with ``code`` itself
-            self._start_reaper(code)
-            return
         handler_installed = signal.getsignal(signum) == self.signal_handler
         if main.ident is not None and handler_installed and self._exit_on_finish:
             self._wake_sent = True
             signal.pthread_kill(main.ident, signum)
-            self._start_reaper(code)
+            threading.Thread(
+                target=self._exit_if_still_alive,
+                args=(code,),
+                name="otel-tdd-shutdown-reaper",
+                daemon=True,
+            ).start()
             return
         _hard_exit(code)
-
-    def _start_reaper(self, code: int) -> None:
-        threading.Thread(
-            target=self._exit_if_still_alive,
-            args=(code,),
-            name="otel-tdd-shutdown-reaper",
-            daemon=True,
-        ).start()
-
-    def _park_main_thread(self) -> None:
-        """Signal path: stop the main thread in the handler before the final flush, so the
-        app makes no telemetry the flush cannot send (a span ended after it is lost).
-        Bounded: a main thread stuck in C code is not waited for past PARK_TIMEOUT_S."""
-        main, signum = threading.main_thread(), self._signum
-        if not self._exit_on_finish or signum is None or main.ident is None:
-            return
-        if threading.current_thread() is main or not main.is_alive():
-            return
-        if signal.getsignal(signum) != self.signal_handler:
-            return  # the app took the signal back: it decides when its main thread stops
-        self._park_requested = True
-        signal.pthread_kill(main.ident, signum)
-        self._parked.wait(PARK_TIMEOUT_S)
 
     def _exit_if_still_alive(self, code: int) -> None:
         time.sleep(self.exit_grace_s)
@@ -400,7 +365,6 @@ class GracefulShutdown:
             )
         flushed = True
         if self.flush_telemetry:
-            self._park_main_thread()
             # Last: every record above, and every cleanup's own, goes out with this flush.
             # False when anything was lost; shutdown_telemetry() has said what, in one line.
             flushed = shutdown_telemetry(int(self.flush_timeout_s * 1000))

@@ -22,7 +22,12 @@ from opentelemetry import metrics, trace
 from otel_tdd import _hooks, _otel_private, _runtime
 from otel_tdd._util import ReportOnce
 from otel_tdd.config import ConfigError, Settings, load_settings
-from otel_tdd.export_accounting import ExportDeadline, dropped_totals, record_dropped
+from otel_tdd.export_accounting import (
+    ExportDeadline,
+    dropped_totals,
+    late_totals,
+    record_dropped,
+)
 from otel_tdd.logs import guard as logging_guard
 from otel_tdd.logs.handler import JsonLogHandler
 from otel_tdd.logs.pipeline import build_pipeline
@@ -37,6 +42,7 @@ __all__ = ["TestHooks", "configure", "force_flush", "is_configured", "shutdown"]
 _lock = threading.RLock()
 # dropped_totals() when each runtime (by generation) was built: shutdown() reports the difference.
 _dropped_at_configure: dict[int, dict[str, int]] = {}
+_late_at_configure: dict[int, dict[str, int]] = {}
 
 
 class _ErrorReporter:
@@ -174,6 +180,7 @@ def _install(runtime: _runtime.Runtime) -> _runtime.Runtime:
     if handler is not None:
         runtime.closers.append(lambda: _remove_logging(handler))
     _dropped_at_configure[runtime.generation] = dropped_totals()
+    _late_at_configure[runtime.generation] = late_totals()
     _register_fork_hook()
     _runtime.install(runtime)
     try:
@@ -259,7 +266,13 @@ def shutdown(timeout_millis: int = 10_000) -> bool:
         lost = _drain(runtime, timeout_s, started)
         remaining_ms = max(0, int((timeout_s - (time.monotonic() - started)) * 1000))
         clean = _flush_providers(runtime, remaining_ms, timeout_millis, lost) and clean
-        lost.extend(_dropped_since_configure(runtime))
+        late = _since_configure(_late_at_configure, late_totals(), runtime)
+        lost.extend(_described(_dropped_since_configure(runtime, late)))
+        if late:
+            print(
+                f"otel-tdd: made after the shutdown began, not exported: {_described(late)[0]}",
+                file=sys.stderr,
+            )
         if lost:
             clean = False
             print(
@@ -320,14 +333,23 @@ def _flush_providers(
     return clean
 
 
-def _dropped_since_configure(runtime: _runtime.Runtime) -> list[str]:
-    before = _dropped_at_configure.pop(runtime.generation, {})
-    dropped = {
-        signal: count - before.get(signal, 0)
-        for signal, count in dropped_totals().items()
-        if count > before.get(signal, 0)
-    }
-    return [", ".join(f"{count} {signal}" for signal, count in dropped.items())] if dropped else []
+def _since_configure(
+    at_configure: dict[int, dict[str, int]], now: dict[str, int], runtime: _runtime.Runtime
+) -> dict[str, int]:
+    before = at_configure.pop(runtime.generation, {})
+    return {s: n - before.get(s, 0) for s, n in now.items() if n > before.get(s, 0)}
+
+
+def _dropped_since_configure(runtime: _runtime.Runtime, late: dict[str, int]) -> dict[str, int]:
+    """What this configuration lost, less what the app made after the shutdown began
+    (that cannot be in a final flush: it is reported, not counted against the exit)."""
+    dropped = _since_configure(_dropped_at_configure, dropped_totals(), runtime)
+    lost = {s: n - late.get(s, 0) for s, n in dropped.items()}
+    return {s: n for s, n in lost.items() if n > 0}
+
+
+def _described(counts: dict[str, int]) -> list[str]:
+    return [", ".join(f"{n} {s}" for s, n in counts.items())] if counts else []
 
 
 def _closed(runtime: _runtime.Runtime) -> _runtime.Runtime:
