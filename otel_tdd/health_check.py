@@ -1,46 +1,9 @@
 """The seed's import path, ``from otel_tdd.health_check import HealthMonitor``.
 
-The code lives in :mod:`otel_tdd.health`; this module re-exports its public names.
+The code lives in :mod:`otel_tdd.health`; its public names are listed once, there.
 """
 
-from otel_tdd.health import (
-    CRITICAL,
-    HEALTHY,
-    STATUS_VALUE,
-    STATUSES,
-    WARNING,
-    CheckFunc,
-    HealthMonitor,
-    HealthResponse,
-    alertmanager_check,
-    clear_shutting_down,
-    database_check,
-    default_monitor,
-    disk_space_check,
-    is_shutting_down,
-    mark_shutting_down,
-    memory_check,
-    otlp_endpoint_check,
-    set_default_monitor,
-)
+from otel_tdd import health
+from otel_tdd.health import *  # noqa: F403  (re-exported as they are)
 
-__all__ = [
-    "CRITICAL",
-    "HEALTHY",
-    "STATUSES",
-    "STATUS_VALUE",
-    "WARNING",
-    "CheckFunc",
-    "HealthMonitor",
-    "HealthResponse",
-    "alertmanager_check",
-    "clear_shutting_down",
-    "database_check",
-    "default_monitor",
-    "disk_space_check",
-    "is_shutting_down",
-    "mark_shutting_down",
-    "memory_check",
-    "otlp_endpoint_check",
-    "set_default_monitor",
-]
+__all__ = health.__all__
