@@ -293,31 +293,33 @@ class _Builder:
     ) -> Any:
         sdk = self.sdk
         m = sdk.dashboard_m
-        service = (
-            sdk.dashboard_b.QueryVariable("service")
-            .label("Service")
-            .description("The app's OTel service.name: the `job` label of its metrics.")
-            .datasource(self.ds)
-            # Any tdd_* series: every instrumented service has some.
-            .query('label_values({__name__=~"tdd_.+"}, job)')
-            .refresh(m.VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(m.VariableSort.ALPHABETICAL_ASC)
-            .multi(True)
-            .include_all(True)
-            # "All" as one regex instead of a long alternation of every value.
-            .all_value(".*")
+        def variable(name: str, label: str, description: str, query: str) -> Any:
+            """A multi-value query variable whose "All" is one regex, not an alternation."""
+            return (
+                sdk.dashboard_b.QueryVariable(name)
+                .label(label)
+                .description(description)
+                .datasource(self.ds)
+                .query(query)
+                .refresh(m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+                .sort(m.VariableSort.ALPHABETICAL_ASC)
+                .multi(True)
+                .include_all(True)
+                .all_value(".*")
+            )
+
+        # Any tdd_* series: every instrumented service has some.
+        service = variable(
+            "service",
+            "Service",
+            "The app's OTel service.name: the `job` label of its metrics.",
+            'label_values({__name__=~"tdd_.+"}, job)',
         )
-        instance = (
-            sdk.dashboard_b.QueryVariable("instance")
-            .label("Instance")
-            .description("service.instance.id: one process of the service.")
-            .datasource(self.ds)
-            .query('label_values({__name__=~"tdd_.+", job=~"$service"}, instance)')
-            .refresh(m.VariableRefresh.ON_TIME_RANGE_CHANGED)
-            .sort(m.VariableSort.ALPHABETICAL_ASC)
-            .multi(True)
-            .include_all(True)
-            .all_value(".*")
+        instance = variable(
+            "instance",
+            "Instance",
+            "service.instance.id: one process of the service.",
+            'label_values({__name__=~"tdd_.+", job=~"$service"}, instance)',
         )
         return (
             sdk.dashboard_b.Dashboard(title)
