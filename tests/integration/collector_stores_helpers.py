@@ -42,8 +42,25 @@ from otel_tdd.stack.store_configs import (
 # --- the processes -----------------------------------------------------------------
 
 
+class _Killable:
+    """A process of the test's own: killed (a crash) or stopped (politely) by its pid."""
+
+    running: Running | None
+
+    def kill(self) -> None:
+        """SIGKILL by pid: a crash, not a polite stop."""
+        assert self.running is not None
+        kill_and_wait(self.running.pid)
+        self.running = None
+
+    def stop(self) -> None:
+        if self.running is not None:
+            process.stop(self.running.pid, self.running.argv)
+            self.running = None
+
+
 @dataclass
-class LogStore:
+class LogStore(_Killable):
     """A VictoriaLogs of our own: killed and restarted on the same port and data dir."""
 
     binary: Path
@@ -61,20 +78,9 @@ class LogStore:
             argv, self.base / "victoria-logs.log", f"{self.url}/health", "VictoriaLogs"
         )
 
-    def kill(self) -> None:
-        """SIGKILL by pid: a crash, not a polite stop."""
-        assert self.running is not None
-        kill_and_wait(self.running.pid)
-        self.running = None
-
-    def stop(self) -> None:
-        if self.running is not None:
-            process.stop(self.running.pid, self.running.argv)
-            self.running = None
-
 
 @dataclass
-class TraceStore:
+class TraceStore(_Killable):
     """A Jaeger of our own (Badger on disk): killed and restarted on the same ports and data."""
 
     binary: Path
@@ -92,20 +98,9 @@ class TraceStore:
         argv = [str(self.binary), f"--config={config}"]
         self.running = start(argv, self.base / "jaeger.log", self.urls["health"], "Jaeger")
 
-    def kill(self) -> None:
-        """SIGKILL by pid: a crash, not a polite stop."""
-        assert self.running is not None
-        kill_and_wait(self.running.pid)
-        self.running = None
-
-    def stop(self) -> None:
-        if self.running is not None:
-            process.stop(self.running.pid, self.running.argv)
-            self.running = None
-
 
 @dataclass
-class Collector:
+class Collector(_Killable):
     """Our Collector on fixed free ports and a queue dir, so a restart finds its queue."""
 
     base: Path
@@ -131,16 +126,6 @@ class Collector:
         health = f"http://{self.env['OTELCOL_HEALTH_ENDPOINT']}/"
         log = self.base / f"collector-{self.starts}.log"
         self.running = start(argv, log, health, "the Collector", env=collector_env(self.env))
-
-    def kill(self) -> None:
-        assert self.running is not None
-        kill_and_wait(self.running.pid)
-        self.running = None
-
-    def stop(self) -> None:
-        if self.running is not None:
-            process.stop(self.running.pid, self.running.argv)
-            self.running = None
 
     def log_tail(self) -> str:
         return process.tail(self.base / f"collector-{self.starts}.log", 30)

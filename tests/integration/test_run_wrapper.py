@@ -344,9 +344,7 @@ def test_sigterm_reaches_the_command_and_the_last_records_are_flushed(
     assert wanted <= collector.wait_for(logs, 20, "the last records")
 
 
-def test_sigterm_during_busy_work_exits_0_with_nothing_lost(
-    collector: Any, tmp_path: Path
-) -> None:
+def test_sigterm_during_busy_work_exits_0_with_nothing_lost(collector: Any, tmp_path: Path) -> None:
     """The main thread ends a span every millisecond: before the fix, one ended after the
     final flush had shut the tracer provider down, was counted lost, and the exit was 1."""
     script = write(
